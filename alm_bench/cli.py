@@ -1,0 +1,196 @@
+"""The ``alm-bench`` command line.
+
+User errors (unknown model/task/method, missing data, bad arguments) print one line and exit with
+code 2; ``--verbose`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .errors import PluginError, UsageError
+from .protocol import GenerationConfig
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Benchmark audio-language models on a HEAR-style suite of tasks.")
+list_app = typer.Typer(no_args_is_help=True, help="List registered models or tasks.")
+app.add_typer(list_app, name="list")
+console = Console()
+errors = Console(stderr=True, soft_wrap=True)
+_VERBOSE = {"on": False}
+
+
+def parse_model_args(text: str) -> dict:
+    """``k=v,k2=v2`` -> dict; numbers, true/false and none are converted."""
+    args = {}
+    for part in (p for p in text.split(",") if p.strip()):
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"bad --model-args entry {part!r}; write key=value pairs separated by commas")
+        args[key.strip()] = _literal(value.strip())
+    return args
+
+
+def _literal(value: str):
+    lowered = value.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null"):
+        return None
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return value
+
+
+def _registry():
+    from .plugins import default_registry
+
+    registry = default_registry()
+    for line in registry.errors:
+        errors.print(f"[yellow]warning:[/] {line}", highlight=False)
+    return registry
+
+
+@contextmanager
+def _progress() -> Iterator:
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=errors, transient=False) as progress:
+        def open_bar(description: str, total: int):
+            task = progress.add_task(description, total=total)
+            return lambda n: progress.advance(task, n)
+
+        yield open_bar
+
+
+@app.command()
+def run(
+    model: str = typer.Option(..., "--model", "-m", help="registered model name (see `alm-bench list models`)"),
+    task: str = typer.Option(..., "--task", "-t", help="task id, `all`, a glob like 'synth-*', or a comma list"),
+    method: list[str] = typer.Option([], "--method", help="evaluation method(s); default: every method of the task"),
+    model_args: str = typer.Option("", "--model-args", help="k=v,... passed to the model"),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="local copy of the data (official layout)"),
+    output_dir: Path = typer.Option(Path("results"), "--output-dir", help="where results files are written"),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="use only the first N items per split"),
+    batch_size: int = typer.Option(8, "--batch-size", min=1),
+    device: str = typer.Option("cpu", "--device"),
+    seed: int = typer.Option(0, "--seed", help="seed for probes and few-shot episodes"),
+    prompt: Optional[str] = typer.Option(None, "--prompt", help="a prompt, or `all` for every prompt of the spec"),
+    text_encoder: Optional[str] = typer.Option(None, "--text-encoder",
+                                               help="model | sentence-transformers[:ID] | hf:ID"),
+    num_beams: int = typer.Option(1, "--num-beams", min=1),
+    max_new_tokens: int = typer.Option(30, "--max-new-tokens", min=1),
+    temperature: float = typer.Option(1.0, "--temperature", min=0.0),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="default: $ALM_BENCH_CACHE or ~/.cache/alm-bench"),
+    no_cache: bool = typer.Option(False, "--no-cache", help="do not read or write cached model outputs"),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="show tracebacks"),
+) -> None:
+    """Evaluate a model on tasks; writes results JSON + item-level JSONL and prints a table."""
+    from .runner import RunConfig, default_cache_dir
+    from .runner import run as run_benchmark
+
+    _VERBOSE["on"] = verbose
+    methods = tuple(m.strip() for entry in method for m in entry.split(",") if m.strip())
+    config = RunConfig(
+        model=model, tasks=task, methods=methods, prompt=prompt, model_args=parse_model_args(model_args),
+        data_dir=data_dir, output_dir=output_dir, cache_dir=cache_dir or default_cache_dir(), use_cache=not no_cache,
+        limit=limit, batch_size=batch_size, device=device, seed=seed, text_encoder=text_encoder,
+        generation=GenerationConfig(num_beams=num_beams, max_new_tokens=max_new_tokens, temperature=temperature),
+    )
+    registry = _registry()
+    with _progress() as open_bar:
+        summary = run_benchmark(config, registry, open_bar)
+    _print_summary(summary, output_dir)
+
+
+def _print_summary(summary, output_dir: Path) -> None:
+    table = Table(title="alm-bench results")
+    for column in ("task", "method", "prompt", "metric", "value", "items", "failed"):
+        table.add_column(column, justify="right" if column in ("value", "items", "failed") else "left")
+    for r in summary.results:
+        value = r.metrics.get(r.primary_metric)
+        shown = "n/a" if value is None else f"{value:.4f}"
+        if r.primary_metric not in r.metrics:  # e.g. few-shot reports per-way metrics
+            r_metric, value = next(iter(r.metrics.items()))
+            shown = f"{value:.4f}" if value is not None else "n/a"
+        else:
+            r_metric = r.primary_metric
+        items = f"{r.n_items} (partial)" if r.partial else str(r.n_items)
+        table.add_row(r.task, r.method, r.prompt, r_metric, shown, items, str(r.n_failed))
+    console.print(table)
+    for s in summary.skipped:
+        console.print(f"[yellow]skipped[/] {s.task} {s.method}: {s.reason}", highlight=False)
+    console.print(f"results in {output_dir}/ ({summary.seconds:.1f} s)")
+
+
+@list_app.command("models")
+def list_models() -> None:
+    """Registered models with their capabilities and source plugin."""
+    table = Table(title="models")
+    for column in ("name", "capabilities", "plugin", "description"):
+        table.add_column(column)
+    for name, info in sorted(_registry().models.items()):
+        table.add_row(name, ", ".join(info.capabilities.names()), info.plugin, info.description)
+    console.print(table)
+
+
+@list_app.command("tasks")
+def list_tasks(data_dir: Optional[Path] = typer.Option(None, "--data-dir")) -> None:
+    """Registered tasks with domain, metric, methods and data status."""
+    from .runner import default_cache_dir
+
+    registry = _registry()
+    table = Table(title="tasks")
+    for column in ("id", "domain", "type", "metric", "methods", "data"):
+        table.add_column(column)
+    for task_id, spec in sorted(registry.tasks.items()):
+        loader = registry.loaders.get(spec.dataset.loader)
+        status = getattr(loader, "status", None)
+        data = status(spec, data_dir, default_cache_dir()) if status else "unknown loader" if loader is None else "?"
+        table.add_row(task_id, spec.domain, spec.type, spec.metric, ", ".join(spec.methods), data)
+    console.print(table)
+
+
+@app.command("validate-model")
+def validate_model(
+    name: str = typer.Argument(..., help="registered model name"),
+    model_args: str = typer.Option("", "--model-args", help="k=v,... passed to the model"),
+) -> None:
+    """Run the conformance checks on a registered model; exit 1 if any fails."""
+    from .checks import check_model
+
+    registry = _registry()
+    info = registry.model_info(name)
+    results = check_model(registry.load_model(name, parse_model_args(model_args)), plugin=info.plugin)
+    for result in results:
+        mark = "[green]PASS[/]" if result.passed else "[red]FAIL[/]"
+        detail = "" if result.passed else f": {result.problem}\n      fix: {result.fix}"
+        console.print(f"{mark} {result.name}{detail}", highlight=False)
+    failed = sum(not r.passed for r in results)
+    console.print(f"{len(results) - failed} passed, {failed} failed")
+    if failed:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    try:
+        app()
+    except (UsageError, PluginError) as exc:
+        if _VERBOSE["on"]:
+            raise
+        errors.print(f"error: {exc}", highlight=False, markup=False)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,26 @@
+"""The error types alm-bench raises on purpose; the CLI turns each into one line and an exit code."""
+
+
+class UsageError(Exception):
+    """Bad input from the user (unknown model, task or method, missing data, bad arguments).
+
+    The message is one line: what is wrong and how to fix it. The CLI exits with code 2.
+    """
+
+    exit_code = 2
+
+
+class SpecError(UsageError):
+    """An invalid task spec; the message names the file, the field and what is wrong."""
+
+
+class PluginError(Exception):
+    """A plugin failed to import or registered something invalid; other plugins still load."""
+
+
+class ModelOutputError(RuntimeError):
+    """A model broke the protocol (wrong shape, non-finite number, wrong count); names plugin and method."""
+
+
+class ItemError(Exception):
+    """One item could not be evaluated (unreadable audio, ...): it fails with this reason and the run goes on."""

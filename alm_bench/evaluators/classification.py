@@ -1,0 +1,161 @@
+"""Classification (multiclass and multilabel): text matching, log-likelihood and linear probes."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import metrics
+from ..calls import Call
+from ..probe import ProbeConfig, run_probe, summarize
+from ..protocol import GenerateRequest, ScoreRequest
+from .base import EvalContext, Method, MethodResult, count_failed, match_to_labels, outputs_or_none
+
+
+def _targets(ctx: EvalContext, items) -> np.ndarray:
+    """Binary label matrix [n, L] in vocabulary order."""
+    index = {label: i for i, label in enumerate(ctx.labels)}
+    targets = np.zeros((len(items), len(index)), dtype=int)
+    for row, item in enumerate(items):
+        for label in item.labels:
+            targets[row, index[label]] = 1
+    return targets
+
+
+def _scored_result(ctx: EvalContext, items, scores: np.ndarray, outputs: list, outcomes) -> MethodResult:
+    """Metrics and records from per-item label scores (NaN rows = failed items)."""
+    labels = ctx.labels
+    targets = _targets(ctx, items)
+    valid = ~np.isnan(scores).all(axis=1)
+    best = np.where(valid, np.argmax(np.nan_to_num(scores, nan=-np.inf), axis=1), -1)
+    records = []
+    if ctx.spec.multilabel:
+        threshold = ctx.options.get("threshold")
+        predicted = np.zeros_like(targets)
+        for row in np.flatnonzero(valid):
+            predicted[row, best[row]] = 1
+            if threshold is not None:
+                predicted[row] |= (scores[row] >= threshold).astype(int)
+        result = {"mAP": metrics.mean_average_precision(targets, scores),
+                  "F1": metrics.f1_score(targets, predicted)}
+        for row, item in enumerate(items):
+            chosen = [labels[j] for j in np.flatnonzero(predicted[row])]
+            records.append(_record(item, ctx.prompt, outputs[row], list(item.labels), chosen,
+                                   set(chosen) == set(item.labels), outcomes[row].error))
+    else:
+        predictions = [labels[b] if b >= 0 else None for b in best]
+        truths = [item.labels[0] for item in items]
+        result = {"accuracy": metrics.accuracy(truths, predictions)}
+        for item, output, prediction, truth, outcome in zip(items, outputs, predictions, truths, outcomes):
+            records.append(_record(item, ctx.prompt, output, truth, prediction, prediction == truth, outcome.error))
+    return MethodResult(result, records, len(items), count_failed(outcomes))
+
+
+def _record(item, prompt, output, target, prediction, correct, error="") -> dict:
+    return {"id": item.id, "prompt": prompt, "output": output, "target": target,
+            "prediction": prediction, "correct": bool(correct), "error": error}
+
+
+class TextMatching(Method):
+    name = "text_matching"
+    task_types = ("multiclass", "multilabel")
+    needs = ("generate",)
+    needs_prompt = True
+    options = {"threshold": None}
+    description = "generate with the task prompt, match the text to the labels with a text encoder (cosine)"
+
+    def evaluate(self, ctx: EvalContext) -> MethodResult:
+        items = ctx.test_items
+        calls = [
+            Call("generate", GenerateRequest.single(ctx.ref(item.audio[0]), ctx.prompt),
+                 ideal=", ".join(item.labels), choices=ctx.labels)
+            for item in items
+        ]
+        outcomes = ctx.run(calls, "generating")
+        outputs = outputs_or_none(outcomes)
+        scores = match_to_labels(ctx, outputs, ctx.labels)
+        return _scored_result(ctx, items, scores, outputs, outcomes)
+
+
+class LogLikelihood(Method):
+    name = "log_likelihood"
+    task_types = ("multiclass", "multilabel")
+    needs = ("score",)
+    needs_prompt = True
+    options = {"template": "{label}"}
+    description = "score every label (inside a template) after the audio and prompt; argmax"
+
+    def evaluate(self, ctx: EvalContext) -> MethodResult:
+        items = ctx.test_items
+        template = ctx.options["template"]
+        candidates = tuple(template.format(label=label) for label in ctx.labels)
+        calls = [
+            Call("score", ScoreRequest(ctx.ref(item.audio[0]), ctx.prompt, candidates),
+                 ideal=tuple(template.format(label=label) for label in item.labels))
+            for item in items
+        ]
+        outcomes = ctx.run(calls, "scoring")
+        scores = np.full((len(items), len(candidates)), np.nan)
+        for row, outcome in enumerate(outcomes):
+            if outcome.ok:  # log-softmax over candidates, so scores compare across items (mAP)
+                value = np.asarray(outcome.value, dtype=np.float64)
+                scores[row] = value - np.logaddexp.reduce(value)
+        outputs = [None if np.isnan(s).all() else candidates[int(np.argmax(s))] for s in scores]
+        return _scored_result(ctx, items, scores, outputs, outcomes)
+
+
+class LinearProbe(Method):
+    name = "linear_probe"
+    task_types = ("multiclass", "multilabel")
+    needs = ("embed",)
+    options = {"layers": 1, "hidden_size": 256, "max_epochs": 200, "patience": 20,
+               "learning_rates": [1e-4, 1e-3, 1e-2]}
+    description = "HEAR-style probe on frozen embeddings: predefined folds or the dataset's splits"
+
+    def evaluate(self, ctx: EvalContext) -> MethodResult:
+        items = ctx.items
+        calls = [Call("embed", ctx.ref(item.audio[0]), ideal=ctx.clip_texts(item)) for item in items]
+        outcomes = ctx.run(calls, "embedding")
+        x = _stack(outcomes)
+        targets = _targets(ctx, items)
+        y = targets if ctx.spec.multilabel else targets.argmax(axis=1)
+        groups = [item.fold for item in items] if ctx.spec.folds else [_role(ctx, item) for item in items]
+        config = ProbeConfig(layers=ctx.options["layers"], hidden_size=ctx.options["hidden_size"],
+                             learning_rates=tuple(ctx.options["learning_rates"]), max_epochs=ctx.options["max_epochs"],
+                             patience=ctx.options["patience"], seed=ctx.seed)
+        folds = run_probe(x, y, groups, multilabel=ctx.spec.multilabel, config=config, folds=bool(ctx.spec.folds))
+        mean, std = summarize(folds)
+        metric = "mAP" if ctx.spec.multilabel else "accuracy"
+        details = {"layers": config.layers, "folds": [
+            {"test_fold": f.test_fold, metric: f.metric, "learning_rate": f.learning_rate, "epochs": f.epochs}
+            for f in folds]}
+        records = _probe_records(ctx, items, groups, folds, outcomes)
+        n_failed = sum(1 for r in records if r["error"])
+        return MethodResult({metric: mean, f"{metric}_std": std}, records, len(records), n_failed, details=details)
+
+
+def _role(ctx: EvalContext, item) -> str:
+    return {ctx.spec.splits.train: "train", ctx.spec.splits.valid: "valid", ctx.spec.splits.test: "test"}[item.split]
+
+
+def _stack(outcomes) -> np.ndarray:
+    dim = next((len(o.value) for o in outcomes if o.ok), 1)
+    return np.stack([np.asarray(o.value, dtype=np.float64) if o.ok else np.full(dim, np.nan) for o in outcomes])
+
+
+def _probe_records(ctx: EvalContext, items, groups, folds, outcomes) -> list[dict]:
+    """One record per tested item; each fold's predictions follow its test rows in item order."""
+    records = []
+    for fold in folds:
+        rows = [i for i, g in enumerate(groups) if str(g) == fold.test_fold]
+        for row, prediction in zip(rows, fold.predictions):
+            item, outcome = items[row], outcomes[row]
+            if ctx.spec.multilabel:
+                scores = np.asarray(prediction, dtype=np.float64)
+                chosen = [ctx.labels[int(np.argmax(scores))]] if np.isfinite(scores).any() else []
+                target, correct = list(item.labels), bool(chosen) and chosen[0] in item.labels
+            else:
+                chosen = ctx.labels[prediction] if prediction >= 0 else None
+                target, correct = item.labels[0], chosen == item.labels[0]
+            record = _record(item, "", None, target, chosen, correct, outcome.error)
+            records.append({**record, "fold": fold.test_fold})
+    return records

@@ -1,0 +1,97 @@
+"""N-way K-shot classification over seeded episodes (APT Table VI), in context or by prototypes."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import metrics
+from ..calls import Call
+from ..episodes import Episode, prototype_predict, sample_episodes
+from ..protocol import GenerateRequest
+from .base import EvalContext, Method, MethodResult, match_to_labels
+
+
+class _FewShot(Method):
+    task_types = ("fewshot",)
+    options = {"ways": [5], "shots": 5, "queries": 2, "episodes": 20}
+
+    def episodes(self, ctx: EvalContext, ways: int) -> list[Episode]:
+        return sample_episodes([item.labels[0] for item in ctx.test_items], ways=ways, shots=ctx.options["shots"],
+                               queries_per_class=ctx.options["queries"], episodes=ctx.options["episodes"],
+                               seed=ctx.seed)
+
+    def evaluate(self, ctx: EvalContext) -> MethodResult:
+        result = MethodResult({}, [], 0, 0)
+        for ways in ctx.options["ways"]:
+            episodes = self.episodes(ctx, ways)
+            records = self.predict(ctx, episodes, ways)
+            per_episode = [np.mean([r["correct"] for r in records if r["episode"] == e]) for e in range(len(episodes))]
+            mean, half = metrics.confidence_interval_95(per_episode)
+            result.metrics[f"{ways}-way accuracy"] = mean
+            result.metrics[f"{ways}-way ci95"] = half
+            result.records += records
+            result.n_items += len(records)
+            result.n_failed += sum(1 for r in records if r["error"])
+        result.details = {"shots": ctx.options["shots"], "episodes": ctx.options["episodes"],
+                          "queries_per_class": ctx.options["queries"]}
+        return result
+
+
+def _record(ctx, item, episode_index, ways, output, prediction, error, prompt="") -> dict:
+    return {"id": item.id, "episode": episode_index, "ways": ways, "prompt": prompt, "output": output,
+            "target": item.labels[0], "prediction": prediction, "correct": prediction == item.labels[0],
+            "error": error}
+
+
+class InContextFewShot(_FewShot):
+    """Support clips with their labels interleaved before the query clip, as APT prompts them."""
+
+    name = "fewshot"
+    needs = ("generate", "interleaved")
+    needs_prompt = True
+    description = "support clips and labels in context, then the query; text-matched to the episode's classes"
+
+    def predict(self, ctx: EvalContext, episodes: list[Episode], ways: int) -> list[dict]:
+        items = ctx.test_items
+        calls, where = [], []
+        for e, episode in enumerate(episodes):
+            support: tuple = ()
+            for index, label in episode.support:
+                support += (ctx.ref(items[index].audio[0]), f"{ctx.prompt} {label}")
+            for index, label in episode.queries:
+                request = GenerateRequest(support + (ctx.ref(items[index].audio[0]), ctx.prompt))
+                calls.append(Call("generate", request, ideal=label, choices=episode.classes))
+                where.append((e, index))
+        outcomes = ctx.run(calls, f"{ways}-way episodes")
+        ctx.encode_texts([o.value for o in outcomes if o.ok] + list(ctx.labels))  # one batch; later calls hit the memo
+        records = []
+        for (e, index), outcome in zip(where, outcomes):
+            classes = episodes[e].classes
+            output = outcome.value if outcome.ok else None
+            sims = match_to_labels(ctx, [output], classes)[0]
+            prediction = None if np.isnan(sims).all() else classes[int(np.nanargmax(sims))]
+            records.append(_record(ctx, items[index], e, ways, output, prediction, outcome.error, ctx.prompt))
+        return records
+
+
+class PrototypeFewShot(_FewShot):
+    """For embed-only models: nearest class prototype (mean support embedding) by cosine."""
+
+    name = "fewshot_prototype"
+    needs = ("embed",)
+    description = "nearest class prototype of support embeddings (cosine)"
+
+    def predict(self, ctx: EvalContext, episodes: list[Episode], ways: int) -> list[dict]:
+        items = ctx.test_items
+        outcomes = ctx.run([Call("embed", ctx.ref(item.audio[0]), ideal=ctx.clip_texts(item)) for item in items],
+                           "embedding")
+        dim = next((len(o.value) for o in outcomes if o.ok), 1)
+        x = np.stack([np.asarray(o.value, np.float64) if o.ok else np.full(dim, np.nan) for o in outcomes])
+        records = []
+        for e, episode in enumerate(episodes):
+            support = [(i, label) for i, label in episode.support if outcomes[i].ok]  # a failed clip gives no support
+            queries = [i for i, _ in episode.queries]
+            predicted = prototype_predict(x[[i for i, _ in support]], [label for _, label in support], x[queries])
+            for index, prediction in zip(queries, predicted):
+                records.append(_record(ctx, items[index], e, ways, None, prediction, outcomes[index].error))
+        return records

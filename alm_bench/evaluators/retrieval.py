@@ -1,0 +1,102 @@
+"""Text-to-audio and audio-to-text retrieval: R@1/5/10 and mAP@10.
+
+Relevance is by caption text: a caption relevant to several clips (identical references) counts
+for each, so duplicate references never make a perfect system look imperfect.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import metrics
+from ..calls import Call
+from ..protocol import GenerateRequest
+from .base import EvalContext, Method, MethodResult, count_failed
+
+
+def _caption_index(items) -> tuple[list[str], list[set[int]]]:
+    """Unique reference captions and, for each, the indices of the clips it describes."""
+    owners: dict[str, set[int]] = {}
+    for i, item in enumerate(items):
+        for caption in item.captions:
+            owners.setdefault(caption, set()).add(i)
+    texts = sorted(owners)
+    return texts, [owners[t] for t in texts]
+
+
+def _both_directions(text_vs_audio: np.ndarray, owners: list[set[int]], n_audio: int) -> dict[str, float]:
+    t2a = metrics.retrieval_metrics(text_vs_audio, owners)  # failed clips: NaN columns, ranked last
+    relevant_texts = [{t for t, o in enumerate(owners) if a in o} for a in range(n_audio)]
+    audio_vs_text = text_vs_audio.T.copy()
+    for a in np.flatnonzero(np.isnan(audio_vs_text).all(axis=1)):  # a failed clip retrieves nothing right
+        audio_vs_text[a] = 0.0
+        audio_vs_text[a, list(relevant_texts[a])] = -1.0
+    a2t = metrics.retrieval_metrics(audio_vs_text, relevant_texts)
+    return {**{f"t2a_{k}": v for k, v in t2a.items()}, **{f"a2t_{k}": v for k, v in a2t.items()}}
+
+
+def _records(items, outputs, errors, text_vs_audio, prompt) -> list[dict]:
+    """Per clip: the rank (1-based) of its best reference caption among all captions."""
+    records = []
+    order = np.argsort(-np.nan_to_num(text_vs_audio.T, nan=-np.inf), axis=1, kind="stable")
+    for a, item in enumerate(items):
+        records.append({"id": item.id, "prompt": prompt, "output": outputs[a], "target": list(item.captions),
+                        "correct": None, "error": errors[a], "a2t_top1": int(order[a, 0])})
+    return records
+
+
+class GenerativeRetrieval(Method):
+    """Pengi's way: caption every clip, then match queries to the captions with a text encoder."""
+
+    name = "retrieval"
+    task_types = ("retrieval",)
+    needs = ("generate",)
+    needs_prompt = True
+    description = "index clips by generated captions; match queries with a text encoder"
+
+    def evaluate(self, ctx: EvalContext) -> MethodResult:
+        items = ctx.test_items
+        texts, owners = _caption_index(items)
+        calls = [Call("generate", GenerateRequest.single(ctx.ref(item.audio[0]), ctx.prompt),
+                      ideal=item.captions[0], choices=tuple(texts)) for item in items]
+        outcomes = ctx.run(calls, "captioning")
+        generated = [o.value if o.ok else None for o in outcomes]
+        ok = [i for i, g in enumerate(generated) if g is not None]
+        text_vs_audio = np.full((len(texts), len(items)), np.nan)
+        if ok:
+            encoded = ctx.encode_texts(texts + [generated[i] for i in ok])
+            text_vs_audio[:, ok] = encoded[: len(texts)] @ encoded[len(texts):].T
+        return MethodResult(_both_directions(text_vs_audio, owners, len(items)),
+                            _records(items, generated, [o.error for o in outcomes], text_vs_audio, ctx.prompt),
+                            len(items), count_failed(outcomes))
+
+
+class EmbeddingRetrieval(Method):
+    """Contrastive-style: audio and text embedded into the model's shared space."""
+
+    name = "retrieval_embedding"
+    task_types = ("retrieval",)
+    needs = ("embed", "shared_space")
+    description = "cosine between audio embeddings and the model's own text embeddings"
+
+    def evaluate(self, ctx: EvalContext) -> MethodResult:
+        items = ctx.test_items
+        texts, owners = _caption_index(items)
+        audio = ctx.run([Call("embed", ctx.ref(item.audio[0]), ideal=ctx.clip_texts(item)) for item in items],
+                        "embedding audio")
+        text = ctx.run([Call("embed_text", t) for t in texts], "embedding text")
+        text_vs_audio = _cosine([o.value if o.ok else None for o in text],
+                                [o.value if o.ok else None for o in audio])
+        errors = [o.error for o in audio]
+        return MethodResult(_both_directions(text_vs_audio, owners, len(items)),
+                            _records(items, [None] * len(items), errors, text_vs_audio, ""),
+                            len(items), count_failed(audio))
+
+
+def _cosine(rows: list, cols: list) -> np.ndarray:
+    """Cosine similarity with NaN for any failed row or column."""
+    def unit(vectors):
+        dim = next((len(v) for v in vectors if v is not None), 1)
+        m = np.stack([np.asarray(v, np.float64) if v is not None else np.full(dim, np.nan) for v in vectors])
+        return m / np.linalg.norm(m, axis=1, keepdims=True).clip(min=1e-12)
+    return unit(rows) @ unit(cols).T

@@ -1,0 +1,178 @@
+"""The model protocol: what alm-bench may ask of an audio-language model.
+
+A model implements any subset of three capabilities and declares which in ``capabilities``:
+
+- ``generate``: audio + text prompt -> text (captioning, QA, zero-shot text matching);
+- ``embed``: audio -> fixed-size vector (linear probes, embedding retrieval);
+- ``score``: audio + prompt + N candidate texts -> N log-likelihoods (the Pengi paper's log-likelihood method).
+
+Audio reaches a model as :class:`Clip` objects already decoded, mixed to mono, resampled to
+``audio_format.sample_rate`` and cut to ``audio_format.max_seconds``; models never read files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Sequence, Union
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a model can do; the runner reads this and never probes with ``hasattr``."""
+
+    generate: bool = False
+    embed: bool = False
+    score: bool = False
+    #: ``generate`` accepts several clips interleaved with texts (few-shot, two-clip questions).
+    interleaved: bool = False
+    #: the model exposes ``embed_text`` (its own text encoder, e.g. Pengi's CLIP tower).
+    text_encoder: bool = False
+    #: ``embed`` and ``embed_text`` share one audio-text space (retrieval by embeddings).
+    shared_space: bool = False
+
+    def names(self) -> list[str]:
+        return [f.name for f in dataclasses.fields(self) if getattr(self, f.name)]
+
+
+@dataclass(frozen=True)
+class AudioFormat:
+    """How a model wants its audio: the runner resamples, mixes to mono and cuts or pads to this."""
+
+    sample_rate: int
+    #: longer clips are cut to their first ``max_seconds`` (``None``: no limit).
+    max_seconds: float | None = None
+    #: shorter clips are zero-padded to ``min_seconds`` (0: no padding).
+    min_seconds: float = 0.0
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "sample_rate": self.sample_rate,
+            "max_seconds": self.max_seconds,
+            "min_seconds": self.min_seconds,
+            "channels": "mean of channels",
+            "long_clips": "first max_seconds kept" if self.max_seconds else "kept whole",
+            "short_clips": "zero-padded at the end" if self.min_seconds else "kept as is",
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class Clip:
+    """One decoded clip: float32 mono samples at the model's rate, and the hash of its source content."""
+
+    waveform: np.ndarray
+    sha: str
+
+
+Content = Union[Clip, str]
+
+
+@dataclass(frozen=True)
+class GenerateRequest:
+    """Interleaved clips and texts, e.g. ``(clip, "this is a sound of")`` or
+    ``(clip_a, "this is a dog.", clip_b, "this is a")``.  Models without ``interleaved``
+    only ever receive one clip followed by one prompt."""
+
+    content: tuple[Content, ...]
+
+    @classmethod
+    def single(cls, clip: Clip, prompt: str) -> "GenerateRequest":
+        return cls((clip, prompt))
+
+    @property
+    def clips(self) -> list[Clip]:
+        return [c for c in self.content if isinstance(c, Clip)]
+
+    @property
+    def clip(self) -> Clip:
+        """The first clip (the only one for single-clip requests)."""
+        return self.clips[0]
+
+    @property
+    def prompt(self) -> str:
+        """The text after the last clip: the prompt of a single-clip request."""
+        texts = [c for c in self.content if isinstance(c, str)]
+        return texts[-1] if texts else ""
+
+
+@dataclass(frozen=True)
+class ScoreRequest:
+    """Log-likelihood of each candidate continuing ``clip`` + ``prompt``."""
+
+    clip: Clip
+    prompt: str
+    candidates: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    """Decoding settings the runner passes to ``generate``; models map them to their decoder."""
+
+    num_beams: int = 1
+    max_new_tokens: int = 30
+    temperature: float = 1.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class Model:
+    """Base class for alm-bench models.
+
+    Subclasses set ``name``, ``capabilities`` and ``audio_format`` and implement the methods their
+    capabilities declare.  Constructor keyword arguments are the model's ``--model-args``.
+    """
+
+    name: ClassVar[str] = ""
+    capabilities: ClassVar[Capabilities] = Capabilities()
+    description: ClassVar[str] = ""
+    audio_format: AudioFormat = AudioFormat(sample_rate=16_000)
+
+    def config(self) -> dict[str, Any]:
+        """Everything that changes outputs (checkpoint, sizes, decoding); hashed into cache keys
+        and written into results.  Override to add your settings."""
+        return {}
+
+    def to(self, device: str) -> "Model":
+        """Move to a torch device string (``cpu``, ``cuda:0``); models without weights ignore it."""
+        return self
+
+    def generate(self, requests: Sequence[GenerateRequest], config: GenerationConfig) -> list[str]:
+        """One text per request, e.g. ``[GenerateRequest.single(clip, "generate audio caption")]``
+        -> ``["a dog barks twice"]``."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement generate")
+
+    def embed(self, clips: Sequence[Clip]) -> np.ndarray:
+        """A float array of shape ``[len(clips), D]``; ``D`` is the same on every call."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement embed")
+
+    def score(self, requests: Sequence[ScoreRequest]) -> list[np.ndarray]:
+        """For each request, a float array of ``len(request.candidates)`` log-likelihoods."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement score")
+
+    def embed_text(self, texts: Sequence[str]) -> np.ndarray:
+        """The model's own text encoder: ``[len(texts), D_text]`` floats."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement embed_text")
+
+
+#: capability -> the methods it obliges a model to implement
+REQUIRED_METHODS: dict[str, tuple[str, ...]] = {
+    "generate": ("generate",),
+    "embed": ("embed",),
+    "score": ("score",),
+    "text_encoder": ("embed_text",),
+    "shared_space": ("embed", "embed_text"),
+}
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A registered model as ``alm-bench list models`` shows it."""
+
+    name: str
+    cls: type
+    plugin: str
+    capabilities: Capabilities = field(default_factory=Capabilities)
+    description: str = ""

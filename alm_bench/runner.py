@@ -1,0 +1,274 @@
+"""The runner: model x tasks x methods (x prompts), with caching, progress and results files."""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import os
+import platform
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from . import __version__
+from .answer_key import ANSWERS
+from .audio import file_sha
+from .cache import OutputCache
+from .calls import Call, config_hash
+from .data import DataMissing, Item, fingerprint
+from .errors import ItemError, UsageError
+from .evaluators import EvalContext, Method
+from .executor import Executor, Stats
+from .plugins import Registry, default_registry
+from .protocol import GenerationConfig, ModelInfo
+from .results import Result, write_result
+from .specs import TaskSpec
+from .text_encoders import normalize_rows
+from .validation import ValidatedModel
+
+
+def default_cache_dir() -> Path:
+    if os.environ.get("ALM_BENCH_CACHE"):
+        return Path(os.environ["ALM_BENCH_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "alm-bench"
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    model: str
+    tasks: str = "all"
+    methods: tuple[str, ...] = ()
+    #: None: each task's first prompt; "all": every prompt of the spec; otherwise this prompt
+    prompt: str | None = None
+    model_args: dict = field(default_factory=dict)
+    data_dir: Path | None = None
+    output_dir: Path = Path("results")
+    cache_dir: Path = field(default_factory=default_cache_dir)
+    use_cache: bool = True
+    limit: int | None = None
+    batch_size: int = 8
+    device: str = "cpu"
+    seed: int = 0
+    text_encoder: str | None = None
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    workers: int = 2
+
+
+@dataclass(frozen=True)
+class Skipped:
+    task: str
+    method: str
+    reason: str
+
+
+@dataclass
+class RunSummary:
+    results: list[Result] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    stats: Stats = field(default_factory=Stats)
+    seconds: float = 0.0
+
+
+Progress = Callable[[str, int], Callable[[int], None]]
+
+
+def select_tasks(registry: Registry, pattern: str) -> tuple[list[TaskSpec], bool]:
+    """Tasks matching ``all``, an id, a glob or a comma-separated list; and whether it named one task."""
+    if pattern == "all":
+        return [registry.tasks[t] for t in sorted(registry.tasks)], False
+    chosen: list[str] = []
+    for part in (p.strip() for p in pattern.split(",") if p.strip()):
+        matches = sorted(t for t in registry.tasks if fnmatch.fnmatchcase(t, part))
+        if not matches:
+            registry.task(part)  # raises the "unknown task" error
+        chosen += [m for m in matches if m not in chosen]
+    explicit = len(chosen) == 1 and not any(ch in pattern for ch in "*?[,")
+    return [registry.tasks[t] for t in chosen], explicit
+
+
+def limit_items(items: list[Item], limit: int | None, spec: TaskSpec) -> list[Item]:
+    """The first ``limit`` items of each split (round-robin over folds), so every part stays present."""
+    if not limit:
+        return items
+    groups: dict[Any, list[Item]] = {}
+    for item in items:
+        groups.setdefault(item.fold if spec.folds else item.split, []).append(item)
+    if not spec.folds:
+        return [item for group in groups.values() for item in group[:limit]]
+    keys = sorted(groups)
+    interleaved = [groups[k][i] for i in range(max(map(len, groups.values()))) for k in keys if i < len(groups[k])]
+    return interleaved[:limit]
+
+
+def hash_audio(items: list[Item], workers: int) -> dict[str, str]:
+    """Content hash of every audio file; an unreadable file gets a marker and fails at decoding."""
+    paths = sorted({p for item in items for p in item.audio})
+
+    def one(path: str) -> str:
+        try:
+            return file_sha(path)
+        except ItemError:
+            return f"unreadable:{path}"
+
+    with ThreadPoolExecutor(workers) as pool:
+        return dict(zip(paths, pool.map(one, paths)))
+
+
+class Runner:
+    def __init__(self, config: RunConfig, registry: Registry | None = None, progress: Progress | None = None) -> None:
+        self.config = config
+        self.registry = registry or default_registry()
+        self.progress = progress or (lambda description, total: (lambda n: None))
+        self.info: ModelInfo = self.registry.model_info(config.model)
+        self.model = self.registry.load_model(config.model, config.model_args).to(config.device)
+        self.model_config = {**self.model.config(), "audio": self.model.audio_format.describe()}
+        self.model_key = f"{config.model}:{config_hash(self.model_config)}"
+        self.cache = OutputCache(Path(config.cache_dir) / "outputs" if config.use_cache else None)
+        self.executor = Executor(ValidatedModel(self.model, self.info.plugin), self.model_key,
+                                 self.model.audio_format, self.cache, config.generation, config.batch_size,
+                                 config.workers)
+        self._encoders: dict[str, Any] = {}
+        self._encoded: dict[tuple[str, str], np.ndarray] = {}
+
+    # -- text encoders ----------------------------------------------------------------------
+    def text_encoder_name(self) -> str:
+        if self.config.text_encoder:
+            return self.config.text_encoder
+        return "model" if self.info.capabilities.text_encoder else "sentence-transformers"
+
+    def encode_texts(self, texts: list[str]) -> np.ndarray:
+        """Encode with the selected encoder; each distinct text is encoded once per run."""
+        name = self.text_encoder_name()
+        todo = list(dict.fromkeys(t for t in texts if (name, t) not in self._encoded))
+        if todo:
+            for text, vector in zip(todo, self._encode_new(name, todo)):
+                self._encoded[(name, text)] = vector
+        return normalize_rows(np.stack([self._encoded[(name, t)] for t in texts]))
+
+    def _encode_new(self, name: str, texts: list[str]) -> list[np.ndarray]:
+        if name == "model":
+            if not self.info.capabilities.text_encoder:
+                raise UsageError(f"model {self.config.model!r} has no text encoder; pick one with --text-encoder")
+            outcomes = self.executor.run([Call("embed_text", t) for t in texts])
+            return [np.asarray(o.value, np.float64) for o in outcomes]
+        if name not in self._encoders:
+            key, _, argument = name.partition(":")
+            if key not in self.registry.text_encoders:
+                known = ", ".join(["model", *sorted(self.registry.text_encoders)])
+                raise UsageError(f"unknown text encoder {key!r}; known: {known} (add :MODEL_ID for an argument)")
+            self._encoders[name] = self.registry.text_encoders[key](argument or None)
+        return list(self._encoders[name].encode(texts))
+
+    # -- the run ----------------------------------------------------------------------------
+    def run(self) -> RunSummary:
+        start = time.perf_counter()
+        summary = RunSummary(stats=self.executor.stats)
+        tasks, explicit = select_tasks(self.registry, self.config.tasks)
+        unknown = [m for m in self.config.methods if m not in self.registry.methods]
+        if unknown:
+            raise UsageError(f"unknown method {unknown[0]!r}; known methods: {', '.join(sorted(self.registry.methods))}")
+        for spec in tasks:
+            self._run_task(spec, explicit, summary)
+        summary.seconds = time.perf_counter() - start
+        return summary
+
+    def _load(self, spec: TaskSpec) -> list[Item]:
+        loader = self.registry.loaders.get(spec.dataset.loader)
+        if loader is None:
+            raise UsageError(f"task {spec.id}: no dataset loader {spec.dataset.loader!r} is installed")
+        items = loader(spec, self.config.data_dir, Path(self.config.cache_dir))
+        if not items:
+            raise DataMissing(f"task {spec.id}: the dataset holds no items; check --data-dir")
+        return items
+
+    def _run_task(self, spec: TaskSpec, explicit: bool, summary: RunSummary) -> None:
+        try:
+            all_items = self._load(spec)
+        except DataMissing as exc:
+            if explicit:
+                raise
+            summary.skipped.append(Skipped(spec.id, "*", str(exc)))
+            return
+        items = limit_items(all_items, self.config.limit, spec)
+        shas = hash_audio(items, self.config.workers)
+        dataset = {"loader": spec.dataset.loader, "source": spec.dataset.source,
+                   "fingerprint": fingerprint(items, shas), "data_dir": str(self.config.data_dir or "")}
+        ANSWERS.clear()
+        ANSWERS.file_captions({shas[item.audio[0]]: item.captions for item in items if item.captions})
+        for method_name, options in self._methods(spec, explicit, summary):
+            method = self.registry.methods[method_name]
+            for prompt in self._prompts(spec, method):
+                ctx = EvalContext(spec, items, method.with_defaults(options), prompt, self.executor, shas,
+                                  self.config.seed, self.encode_texts,
+                                  lambda d, n, s=spec.id, m=method_name: self.progress(f"{s} {m}: {d}", n))
+                outcome = method.evaluate(ctx)
+                result = self._result(spec, method, prompt, outcome, len(all_items), len(items), dataset)
+                write_result(Path(self.config.output_dir), result, outcome.records)
+                summary.results.append(result)
+
+    def _methods(self, spec: TaskSpec, explicit: bool, summary: RunSummary) -> list[tuple[str, dict]]:
+        chosen = []
+        for name, options in spec.methods.items():
+            if self.config.methods and name not in self.config.methods:
+                continue
+            lacking = [c for c in self.registry.methods[name].needs if not getattr(self.info.capabilities, c)]
+            if lacking:
+                reason = f"model {self.config.model} lacks capability {', '.join(lacking)}"
+                if explicit and self.config.methods:
+                    raise UsageError(f"task {spec.id} method {name}: {reason}; choose another --method")
+                summary.skipped.append(Skipped(spec.id, name, reason))
+                continue
+            chosen.append((name, options))
+        if explicit and self.config.methods and not chosen and not summary.skipped:
+            raise UsageError(f"task {spec.id} has no method {', '.join(self.config.methods)}; "
+                             f"its methods: {', '.join(spec.methods)}")
+        return chosen
+
+    def _prompts(self, spec: TaskSpec, method: Method) -> list[str]:
+        if not method.needs_prompt:
+            return [""]
+        if self.config.prompt is None:
+            return [spec.prompts[0]]
+        if self.config.prompt == "all":
+            return list(spec.prompts)
+        return [self.config.prompt]
+
+    def _result(self, spec, method, prompt, outcome, dataset_items, used_items, dataset) -> Result:
+        provenance = {
+            "alm_bench_version": __version__,
+            "model_plugin": self.info.plugin,
+            "model_args": self.config.model_args,
+            "model_config": self.model_config,
+            "model_config_hash": self.model_key.split(":", 1)[1],
+            "method_options": {k: v for k, v in method.with_defaults(spec.methods[method.name]).items()},
+            "generation": self.config.generation.as_dict() if "generate" in method.needs else None,
+            "text_encoder": self.text_encoder_name() if method.name in _TEXT_ENCODER_METHODS else None,
+            "dataset": dataset,
+            "limit": self.config.limit,
+            "seed": self.config.seed,
+            "batch_size": self.config.batch_size,
+            "device": self.config.device,
+            "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "python": sys.version.split()[0],
+            "platform": platform.platform(),
+        }
+        return Result(self.config.model, spec.id, method.name, prompt, outcome.metrics, spec.metric,
+                      outcome.n_items, outcome.n_failed, used_items < dataset_items, dataset_items, provenance,
+                      outcome.unavailable, outcome.details)
+
+
+_TEXT_ENCODER_METHODS = ("text_matching", "retrieval", "fewshot")
+
+
+def run(config: RunConfig, registry: Registry | None = None, progress: Progress | None = None) -> RunSummary:
+    runner = Runner(config, registry, progress)
+    try:
+        return runner.run()
+    finally:
+        runner.cache.close()
