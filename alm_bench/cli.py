@@ -23,7 +23,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Benchmark audio-language models on a HEAR-style suite of tasks.")
 list_app = typer.Typer(no_args_is_help=True, help="List registered models or tasks.")
 app.add_typer(list_app, name="list")
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 200)  # no truncation in pipes and logs
 errors = Console(stderr=True, soft_wrap=True)
 _VERBOSE = {"on": False}
 

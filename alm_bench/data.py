@@ -83,24 +83,36 @@ def read_manifest(split_dir: Path, split: str) -> list[Item]:
 
 
 def synth_loader(spec: TaskSpec, data_dir: Path | None, cache_dir: Path) -> list[Item]:
-    """The embedded synthetic suite: generated from seeds into the data cache on first use."""
+    """The embedded synthetic suite: generated from seeds into the data cache on first use.
+
+    With ``--data-dir`` only an existing copy is read (nothing is generated into a user's folder)."""
     from . import synth
 
     name = spec.dataset.args.get("dataset", "")
     if name not in synth.DATASETS:
         raise UsageError(f"task {spec.id}: dataset.args.dataset must be one of {', '.join(synth.DATASETS)}")
-    root = Path(data_dir) if data_dir else Path(cache_dir) / "data" / f"synth-v{synth.DATASET_VERSION}"
     splits = [s for s in (spec.splits.train, spec.splits.valid, spec.splits.test) if s]
     items = []
     for split in splits:
-        items.extend(read_manifest(synth.build_dataset(name, split, root), split))
+        if data_dir is None:
+            split_dir = synth.build_dataset(name, split, _synth_root(cache_dir))
+        else:
+            split_dir = Path(data_dir) / name / split
+            if not (split_dir / "metadata.jsonl").is_file():
+                raise DataMissing(f"task {spec.id}: no synthetic '{name}/{split}' under {data_dir} "
+                                  f"(expected {split_dir}/metadata.jsonl); run without --data-dir to generate it")
+        items.extend(read_manifest(split_dir, split))
     return items
 
 
-def _synth_status(spec: TaskSpec, data_dir: Path | None, cache_dir: Path) -> str:
+def _synth_root(cache_dir: Path) -> Path:
     from . import synth
 
-    root = Path(data_dir) if data_dir else Path(cache_dir) / "data" / f"synth-v{synth.DATASET_VERSION}"
+    return Path(cache_dir) / "data" / f"synth-v{synth.DATASET_VERSION}"
+
+
+def _synth_status(spec: TaskSpec, data_dir: Path | None, cache_dir: Path) -> str:
+    root = Path(data_dir) if data_dir else _synth_root(cache_dir)
     built = (root / spec.dataset.args.get("dataset", "") / spec.splits.test / "metadata.jsonl").is_file()
     return "ok (synthetic)" if built else "generated on first use"
 

@@ -279,7 +279,8 @@ def _clause(rng: np.random.Generator, e: Event, where: bool = True) -> str:
     """e.g. 'a loud high beep sounds three times at the beginning'."""
     kind = _KIND[e.kind]
     subject = _words("a", _pick(rng, _LOUD[e.loudness]), _pick(rng, _PITCH[e.pitch]), kind.label)
-    return _words(subject, _pick(rng, kind.verbs), _pick(rng, _COUNT_ADV[e.count]), _pick(rng, _WHERE[e.position]) if where else "")
+    place = _pick(rng, _WHERE[e.position]) if where else ""
+    return _words(subject, _pick(rng, kind.verbs), _pick(rng, _COUNT_ADV[e.count]), place)
 
 
 def _single_caption(rng: np.random.Generator, e: Event) -> str:
@@ -448,35 +449,34 @@ def build_dataset(name: str, split: str, root: Path) -> Path:
         return final
     if split not in DATASETS.get(name, {}):
         raise ValueError(f"no synthetic dataset split {name}/{split}")
+    if final.exists() and any(final.iterdir()):
+        # never written by a build (those appear whole); root may be the user's own data directory
+        raise FileExistsError(f"{final} exists without metadata.jsonl: not a synthetic split; move it away")
     tmp = final.parent / f".{split}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     (tmp / "audio").mkdir(parents=True)
-    lines = []
-    for index in range(DATASETS[name][split]):
-        waves, record = render_item(name, split, index)
-        for wave, rel in zip(waves, record["audio"]):
-            sf.write(tmp / rel, wave, SAMPLE_RATE, subtype="PCM_16")
-        lines.append(json.dumps(record) + "\n")
-    (tmp / "metadata.jsonl").write_text("".join(lines), encoding="utf-8")
-    _move_into_place(tmp, final)
+    try:
+        _write_split(name, split, tmp)
+        tmp.rename(final)  # atomic; replaces an empty directory, fails on a complete one
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (final / "metadata.jsonl").is_file():
+            raise
+        # another builder won the race; its split is identical to ours
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     _remove_stale(final)
     return final
 
 
-def _move_into_place(tmp: Path, final: Path) -> None:
-    if final.exists() and not (final / "metadata.jsonl").is_file():
-        # only a foreign or pre-atomic leftover can be incomplete: set it aside (racing builders may too)
-        aside = final.parent / f".{final.name}.tmp-broken-{uuid.uuid4().hex[:8]}"
-        try:
-            final.rename(aside)
-            shutil.rmtree(aside, ignore_errors=True)
-        except OSError:
-            pass
-    try:
-        tmp.rename(final)
-    except OSError:
-        if not (final / "metadata.jsonl").is_file():
-            raise
-        shutil.rmtree(tmp, ignore_errors=True)  # another builder won; its split is identical
+def _write_split(name: str, split: str, directory: Path) -> None:
+    lines = []
+    for index in range(DATASETS[name][split]):
+        waves, record = render_item(name, split, index)
+        for wave, rel in zip(waves, record["audio"]):
+            sf.write(directory / rel, wave, SAMPLE_RATE, subtype="PCM_16")
+        lines.append(json.dumps(record) + "\n")
+    (directory / "metadata.jsonl").write_text("".join(lines), encoding="utf-8")  # last: marks it complete
 
 
 def _remove_stale(final: Path) -> None:

@@ -115,7 +115,9 @@ class ChanceModel(Model):
 
     def score(self, requests):
         self._wait(len(requests))
-        return [_rng(self.seed, content_key("score", r)).standard_normal(len(r.candidates)) for r in requests]
+        # one draw per (clip, prompt, candidate): independent of the candidates' order
+        return [np.array([_rng(self.seed, "score", r.clip.sha, r.prompt, c).standard_normal() for c in r.candidates])
+                for r in requests]
 
     def embed(self, clips):
         self._wait(len(clips))

@@ -1,0 +1,107 @@
+"""Every evaluator gives the oracle its perfect score and the chance model its chance level,
+end to end through the runner on the synthetic suite."""
+
+import json
+import math
+
+import pytest
+
+from alm_bench.runner import RunConfig, run
+
+
+def _run(model, registry, cache_dir, tmp, **kwargs):
+    config = RunConfig(model=model, tasks="synth-*", output_dir=tmp / "results", cache_dir=cache_dir, **kwargs)
+    summary = run(config, registry)
+    return {(r.task, r.method): r for r in summary.results}, summary
+
+
+@pytest.fixture(scope="module")
+def oracle(registry, cache_dir, tmp_path_factory):
+    # the oracle's own text encoder maps a caption to the clips it describes, so generative
+    # retrieval is perfect too; every other method ignores the encoder choice or matches exact text
+    return _run("oracle", registry, cache_dir, tmp_path_factory.mktemp("oracle"), text_encoder="model")
+
+
+@pytest.fixture(scope="module")
+def chance(registry, cache_dir, tmp_path_factory):
+    return _run("chance", registry, cache_dir, tmp_path_factory.mktemp("chance"), text_encoder="model")
+
+
+PERFECT = {
+    ("synth-events", "text_matching"): {"accuracy": 1.0},
+    ("synth-events", "log_likelihood"): {"accuracy": 1.0},
+    ("synth-events", "linear_probe"): {"accuracy": 1.0},
+    ("synth-tagging", "text_matching"): {"mAP": 1.0},
+    ("synth-tagging", "log_likelihood"): {"mAP": 1.0, "F1": None},
+    ("synth-tagging", "linear_probe"): {"mAP": 1.0},
+    ("synth-count", "qa"): {"accuracy": 1.0},
+    ("synth-compare", "two_clip"): {"accuracy": 1.0},
+    ("synth-fewshot", "fewshot"): {"5-way accuracy": 1.0},
+    ("synth-fewshot", "fewshot_prototype"): {"5-way accuracy": 1.0},
+    ("synth-retrieval", "retrieval_embedding"): {"t2a_R@1": 1.0, "a2t_R@1": 1.0, "t2a_mAP@10": 1.0},
+    ("synth-retrieval", "retrieval"): {"a2t_R@1": 1.0, "t2a_R@10": 1.0},
+}
+
+
+@pytest.mark.parametrize("key", sorted(PERFECT))
+def test_oracle_is_perfect(oracle, key):
+    results, _ = oracle
+    for metric, value in PERFECT[key].items():
+        if value is not None:
+            assert results[key].metrics[metric] == pytest.approx(value), (key, metric)
+    assert results[key].n_failed == 0
+
+
+def test_oracle_captions_score_like_a_human_reference(oracle):
+    scores = oracle[0][("synth-caption", "captioning")].metrics
+    # the oracle answers with one of the five references, scored against all five
+    assert scores["BLEU-1"] == pytest.approx(1.0)
+    assert scores["CIDEr-D"] > 2.0
+
+
+def test_unavailable_metrics_are_reported_not_replaced(oracle):
+    result = oracle[0][("synth-caption", "captioning")]
+    assert result.metrics["SPICE"] is None and result.metrics["SPIDEr"] is None
+    assert "SPICE" in result.unavailable and "CoreNLP" in result.unavailable["SPICE"]
+
+
+def _binomial_band(p, n, z=4.0):
+    half = z * math.sqrt(p * (1 - p) / n)
+    return p - half, p + half
+
+
+CHANCE = {  # (task, method, metric): expected chance level
+    ("synth-events", "text_matching", "accuracy"): 1 / 10,
+    ("synth-events", "log_likelihood", "accuracy"): 1 / 10,
+    ("synth-events", "linear_probe", "accuracy"): 1 / 10,
+    ("synth-count", "qa", "accuracy"): 1 / 4,  # answers 1..4
+    ("synth-compare", "two_clip", "accuracy"): 1 / 4,  # guesses among first, second, yes, no
+    ("synth-fewshot", "fewshot", "5-way accuracy"): 1 / 5,
+    ("synth-fewshot", "fewshot_prototype", "5-way accuracy"): 1 / 5,
+}
+
+
+@pytest.mark.parametrize("key", sorted(CHANCE))
+def test_chance_model_scores_chance_level(chance, key):
+    task, method, metric = key
+    result = chance[0][(task, method)]
+    low, high = _binomial_band(CHANCE[key], result.n_items)
+    assert low <= result.metrics[metric] <= high, (key, result.metrics[metric])
+
+
+def test_chance_retrieval_is_near_k_over_n(chance):
+    metrics = chance[0][("synth-retrieval", "retrieval_embedding")].metrics
+    n_audio = 200
+    for k in (1, 5, 10):
+        assert metrics[f"t2a_R@{k}"] <= 3 * k / n_audio + 0.03
+    assert metrics["t2a_R@10"] > 0  # random, not broken
+
+
+def test_chance_tagging_map_is_near_label_prevalence(chance):
+    value = chance[0][("synth-tagging", "log_likelihood")].metrics["mAP"]
+    assert 0.15 <= value <= 0.4  # 2-3 of 10 labels per clip
+
+
+def test_chance_captions_score_far_below_oracle(chance, oracle):
+    assert chance[0][("synth-caption", "captioning")].metrics["CIDEr-D"] < 0.5 * \
+        oracle[0][("synth-caption", "captioning")].metrics["CIDEr-D"]
