@@ -16,6 +16,7 @@ from sklearn.metrics import average_precision_score
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 SPLIT_NAMES = ("train", "valid", "test")
 
@@ -101,15 +102,24 @@ def _make_model(config: ProbeConfig, lr: float, n_train: int) -> MLPClassifier:
     )
 
 
+def _validation_loss(model: MLPClassifier, x: np.ndarray, y: np.ndarray, multilabel: bool) -> float:
+    """Cross-entropy on validation: breaks ties once the metric saturates (e.g. accuracy 1.0)."""
+    proba = np.clip(model.predict_proba(x), 1e-12, 1 - 1e-12)
+    if multilabel:
+        return float(-np.mean(y * np.log(proba) + (1 - y) * np.log(1 - proba)))
+    return float(-np.mean(np.log(proba[np.arange(len(y)), y])))
+
+
 def _fit_one_lr(lr, train_x, train_y, valid_x, valid_y, classes, multilabel, config):
-    """Train epoch by epoch; return (best validation metric, its epoch, a copy of that model)."""
+    """Train epoch by epoch; return (best validation (metric, -loss), its epoch, a copy of that model)."""
     model = _make_model(config, lr, len(train_x))
     rng = np.random.default_rng(config.seed)
-    best_score, best_epoch, best_model = -np.inf, 0, None
+    best_score, best_epoch, best_model = (-np.inf, -np.inf), 0, None
     for epoch in range(1, config.max_epochs + 1):
         order = rng.permutation(len(train_x))
         model.partial_fit(train_x[order], train_y[order], classes=classes)
-        score = _metric(valid_y, _predict(model, valid_x, multilabel), multilabel)
+        metric = _metric(valid_y, _predict(model, valid_x, multilabel), multilabel)
+        score = (metric, -_validation_loss(model, valid_x, valid_y, multilabel))
         if best_model is None or score > best_score:  # strict: ties keep the earlier epoch
             best_score, best_epoch, best_model = score, epoch, copy.deepcopy(model)
         elif epoch - best_epoch >= config.patience:
@@ -148,10 +158,13 @@ def train_probe(
     scaler = StandardScaler().fit(train_x)
     train_x, valid_x = scaler.transform(train_x), scaler.transform(valid_x)
     best = None
-    for lr in sorted(config.learning_rates):  # strict '>' below: ties go to the smaller lr
-        score, epoch, model = _fit_one_lr(lr, train_x, train_y, valid_x, valid_y, classes, multilabel, config)
-        if best is None or score > best[0]:
-            best = (score, lr, epoch, model)
+    # One BLAS thread: per-batch matrices are small, so more threads only add sync cost, and
+    # spinning BLAS threads made runs 5x slower when other processes shared the cores.
+    with threadpool_limits(limits=1, user_api="blas"):
+        for lr in sorted(config.learning_rates):  # strict '>' below: ties go to the smaller lr
+            score, epoch, model = _fit_one_lr(lr, train_x, train_y, valid_x, valid_y, classes, multilabel, config)
+            if best is None or score > best[0]:
+                best = (score, lr, epoch, model)
     _, lr, epoch, model = best
     pred = _predict(model, scaler.transform(test_x), multilabel)  # NaN rows stay NaN
     return FoldResult(test_fold, _metric(test_y, pred, multilabel), lr, epoch, pred.tolist())
