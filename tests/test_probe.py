@@ -77,13 +77,13 @@ def test_learning_rate_is_chosen_on_validation():
     assert [r.learning_rate for r in results] == [0.1] * 3
 
 
-def test_validation_ties_go_to_the_smaller_learning_rate_and_earlier_epoch():
-    x, y = clusters(n=150, dim=8, spread=0.01)  # every lr reaches perfect validation accuracy
-    config = ProbeConfig(learning_rates=(0.1, 0.05), max_epochs=30, patience=5)
+def test_saturated_validation_accuracy_is_broken_by_validation_loss():
+    x, y = clusters(n=150, dim=8, spread=0.01)  # every lr reaches perfect validation accuracy at once
+    config = ProbeConfig(learning_rates=(0.1, 0.001), max_epochs=30, patience=5)
     results = run_probe(x, y, folds_of(150, 3), multilabel=False, config=config, folds=True)
-    assert [r.learning_rate for r in results] == [0.05] * 3
-    # Ties between epochs keep the first perfect one, so training stops long before max_epochs.
-    assert all(r.epochs < config.max_epochs - config.patience for r in results)
+    # accuracy ties, so the lower validation loss decides: the larger lr and a later epoch than the first
+    assert [r.learning_rate for r in results] == [0.1] * 3
+    assert all(r.epochs > 1 and r.metric == 1.0 for r in results)
 
 
 def test_deterministic_for_a_seed():
