@@ -39,8 +39,15 @@ PERFECT = {
     ("synth-fewshot", "fewshot"): {"5-way accuracy": 1.0},
     ("synth-fewshot", "fewshot_prototype"): {"5-way accuracy": 1.0},
     ("synth-retrieval", "retrieval_embedding"): {"t2a_R@1": 1.0, "a2t_R@1": 1.0, "t2a_mAP@10": 1.0},
-    ("synth-retrieval", "retrieval"): {"a2t_R@1": 1.0, "t2a_R@10": 1.0},
 }
+
+
+def test_oracle_generative_retrieval_is_near_perfect(oracle):
+    # the oracle captions a clip with one reference and is queried with the others, so its ceiling
+    # is set by how far apart the text encoder keeps different clips' captions
+    metrics = oracle[0][("synth-retrieval", "retrieval")].metrics
+    assert metrics["a2t_R@1"] == 1.0
+    assert metrics["t2a_R@1"] >= 0.9 and metrics["t2a_R@10"] >= 0.99
 
 
 @pytest.mark.parametrize("key", sorted(PERFECT))
