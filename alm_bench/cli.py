@@ -118,15 +118,12 @@ def _print_summary(summary, output_dir: Path) -> None:
     for column in ("task", "method", "prompt", "metric", "value", "items", "failed"):
         table.add_column(column, justify="right" if column in ("value", "items", "failed") else "left")
     for r in summary.results:
-        value = r.metrics.get(r.primary_metric)
-        shown = "n/a" if value is None else f"{value:.4f}"
-        if r.primary_metric not in r.metrics:  # e.g. few-shot reports per-way metrics
-            r_metric, value = next(iter(r.metrics.items()))
-            shown = f"{value:.4f}" if value is not None else "n/a"
-        else:
-            r_metric = r.primary_metric
+        # the spec's headline metric, or the method's first (e.g. a probe on a captioning-metric task)
+        metric = r.primary_metric if r.primary_metric in r.metrics else next(iter(r.metrics))
+        value = r.metrics[metric]
         items = f"{r.n_items} (partial)" if r.partial else str(r.n_items)
-        table.add_row(r.task, r.method, r.prompt, r_metric, shown, items, str(r.n_failed))
+        table.add_row(r.task, r.method, r.prompt, metric, "n/a" if value is None else f"{value:.4f}", items,
+                      str(r.n_failed))
     console.print(table)
     for s in summary.skipped:
         console.print(f"[yellow]skipped[/] {s.task} {s.method}: {s.reason}", highlight=False)

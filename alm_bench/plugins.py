@@ -14,7 +14,6 @@ import inspect
 import os
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import pluggy
@@ -137,11 +136,15 @@ def _register_tasks(registry: Registry, manager: pluggy.PluginManager) -> None:
 
 def _merge_dicts(registry: Registry, manager: pluggy.PluginManager, hook: str, target: dict) -> None:
     for plugin, mapping in _collect(manager, hook, registry.errors):
-        for name, value in dict(mapping).items():
-            if name in target:
-                registry.errors.append(f'Error in plugin "{plugin}": {hook} name {name!r} is already taken')
-            else:
-                target[name] = value
+        _merge(registry, plugin, hook, dict(mapping), target)
+
+
+def _merge(registry: Registry, plugin: str, hook: str, entries: dict, target: dict) -> None:
+    for name, value in entries.items():
+        if name in target:
+            registry.errors.append(f'Error in plugin "{plugin}": {hook} name {name!r} is already taken')
+        else:
+            target[name] = value
 
 
 def _load_entry_points(manager: pluggy.PluginManager, errors: list[str]) -> None:
@@ -170,24 +173,12 @@ def build_registry(extra_plugins: tuple = (), autoload: bool | None = None) -> R
     _merge_dicts(registry, manager, "alm_bench_text_encoders", registry.text_encoders)
     _merge_dicts(registry, manager, "alm_bench_dataset_loaders", registry.loaders)
     for plugin, methods in _collect(manager, "alm_bench_methods", registry.errors):
-        _merge_dicts_methods(registry, plugin, methods)
+        _merge(registry, plugin, "alm_bench_methods", {m.name: m for m in methods}, registry.methods)
     _register_models(registry, manager)
     _register_tasks(registry, manager)
     return registry
 
 
-def _merge_dicts_methods(registry: Registry, plugin: str, methods: list) -> None:
-    for method in methods:
-        if method.name in registry.methods:
-            registry.errors.append(f'Error in plugin "{plugin}": method {method.name!r} is already registered')
-        else:
-            registry.methods[method.name] = method
-
-
 @lru_cache(maxsize=1)
 def default_registry() -> Registry:
     return build_registry()
-
-
-def package_path(relative: str) -> Path:
-    return Path(__file__).resolve().parent / relative

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import fnmatch
 import os
 import platform
@@ -156,6 +155,9 @@ class Runner:
             if not self.info.capabilities.text_encoder:
                 raise UsageError(f"model {self.config.model!r} has no text encoder; pick one with --text-encoder")
             outcomes = self.executor.run([Call("embed_text", t) for t in texts])
+            failed = next((o.error for o in outcomes if not o.ok), "")
+            if failed:
+                raise RuntimeError(f"model {self.config.model!r} failed to encode a text: {failed}")
             return [np.asarray(o.value, np.float64) for o in outcomes]
         if name not in self._encoders:
             key, _, argument = name.partition(":")
@@ -207,7 +209,10 @@ class Runner:
                 ctx = EvalContext(spec, items, method.with_defaults(options), prompt, self.executor, shas,
                                   self.config.seed, self.encode_texts,
                                   lambda d, n, s=spec.id, m=method_name: self.progress(f"{s} {m}: {d}", n))
-                outcome = method.evaluate(ctx)
+                try:
+                    outcome = method.evaluate(ctx)
+                except ValueError as exc:  # e.g. too few items for the episodes after --limit
+                    raise UsageError(f"task {spec.id} method {method_name}: {exc}") from exc
                 result = self._result(spec, method, prompt, outcome, len(all_items), len(items), dataset)
                 write_result(Path(self.config.output_dir), result, outcome.records)
                 summary.results.append(result)
@@ -248,7 +253,7 @@ class Runner:
             "model_config_hash": self.model_key.split(":", 1)[1],
             "method_options": {k: v for k, v in method.with_defaults(spec.methods[method.name]).items()},
             "generation": self.config.generation.as_dict() if "generate" in method.needs else None,
-            "text_encoder": self.text_encoder_name() if method.name in _TEXT_ENCODER_METHODS else None,
+            "text_encoder": self.text_encoder_name() if method.uses_text_encoder else None,
             "dataset": dataset,
             "limit": self.config.limit,
             "seed": self.config.seed,
@@ -261,9 +266,6 @@ class Runner:
         return Result(self.config.model, spec.id, method.name, prompt, outcome.metrics, spec.metric,
                       outcome.n_items, outcome.n_failed, used_items < dataset_items, dataset_items, provenance,
                       outcome.unavailable, outcome.details)
-
-
-_TEXT_ENCODER_METHODS = ("text_matching", "retrieval", "fewshot")
 
 
 def run(config: RunConfig, registry: Registry | None = None, progress: Progress | None = None) -> RunSummary:

@@ -76,6 +76,8 @@ class Method:
     needs: ClassVar[tuple[str, ...]]
     #: whether it generates text from the task prompt (then it runs once per prompt)
     needs_prompt: ClassVar[bool] = False
+    #: whether it compares texts with the run's text encoder (recorded in the results)
+    uses_text_encoder: ClassVar[bool] = False
     #: option name -> default (the default's type is the option's type)
     options: ClassVar[dict[str, Any]] = {}
     description: ClassVar[str] = ""

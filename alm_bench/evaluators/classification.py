@@ -60,6 +60,7 @@ class TextMatching(Method):
     task_types = ("multiclass", "multilabel")
     needs = ("generate",)
     needs_prompt = True
+    uses_text_encoder = True
     options = {"threshold": None}
     description = "generate with the task prompt, match the text to the labels with a text encoder (cosine)"
 

@@ -49,6 +49,7 @@ class InContextFewShot(_FewShot):
     name = "fewshot"
     needs = ("generate", "interleaved")
     needs_prompt = True
+    uses_text_encoder = True
     description = "support clips and labels in context, then the query; text-matched to the episode's classes"
 
     def predict(self, ctx: EvalContext, episodes: list[Episode], ways: int) -> list[dict]:

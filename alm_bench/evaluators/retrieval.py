@@ -52,6 +52,7 @@ class GenerativeRetrieval(Method):
     task_types = ("retrieval",)
     needs = ("generate",)
     needs_prompt = True
+    uses_text_encoder = True
     description = "index clips by generated captions; match queries with a text encoder"
 
     def evaluate(self, ctx: EvalContext) -> MethodResult:
