@@ -119,7 +119,8 @@ def _fit_one_lr(lr, train_x, train_y, valid_x, valid_y, classes, multilabel, con
         order = rng.permutation(len(train_x))
         model.partial_fit(train_x[order], train_y[order], classes=classes)
         metric = _metric(valid_y, _predict(model, valid_x, multilabel), multilabel)
-        score = (metric, -_validation_loss(model, valid_x, valid_y, multilabel))
+        # loss rounded: only a real improvement (>= 0.001) resets patience once the metric saturates
+        score = (metric, -round(_validation_loss(model, valid_x, valid_y, multilabel), 3))
         if best_model is None or score > best_score:  # strict: ties keep the earlier epoch
             best_score, best_epoch, best_model = score, epoch, copy.deepcopy(model)
         elif epoch - best_epoch >= config.patience:
