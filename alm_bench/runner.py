@@ -19,7 +19,7 @@ from . import __version__
 from .answer_key import ANSWERS
 from .audio import file_sha
 from .cache import OutputCache
-from .calls import Call, config_hash
+from .calls import Call, config_hash, content_key
 from .data import DataMissing, Item, fingerprint
 from .errors import ItemError, UsageError
 from .evaluators import EvalContext, Method
@@ -159,13 +159,23 @@ class Runner:
             if failed:
                 raise RuntimeError(f"model {self.config.model!r} failed to encode a text: {failed}")
             return [np.asarray(o.value, np.float64) for o in outcomes]
+        keys = {t: content_key("embed_text", f"{name}\x00{t}") for t in texts}  # text encodings are cached too
+        cached = self.cache.get_many(keys.values())
+        missing = [t for t in texts if keys[t] not in cached]
+        if missing:
+            fresh = self._encoder(name).encode(missing)
+            self.cache.put_many({keys[t]: np.asarray(v, np.float32) for t, v in zip(missing, fresh)})
+            cached.update((keys[t], np.asarray(v, np.float32)) for t, v in zip(missing, fresh))
+        return [np.asarray(cached[keys[t]], np.float64) for t in texts]
+
+    def _encoder(self, name: str):
         if name not in self._encoders:
             key, _, argument = name.partition(":")
             if key not in self.registry.text_encoders:
                 known = ", ".join(["model", *sorted(self.registry.text_encoders)])
                 raise UsageError(f"unknown text encoder {key!r}; known: {known} (add :MODEL_ID for an argument)")
             self._encoders[name] = self.registry.text_encoders[key](argument or None)
-        return list(self._encoders[name].encode(texts))
+        return self._encoders[name]
 
     # -- the run ----------------------------------------------------------------------------
     def run(self) -> RunSummary:
