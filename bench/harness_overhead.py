@@ -16,7 +16,7 @@ spectrogram computed in torch, wanting 22.05 kHz audio so that the runner must r
 done before the timed region; each measurement starts from a fresh temporary output cache.
 
     /work/venv/bin/python bench/harness_overhead.py                 # default subset, updates BENCHMARKS.md
-    /work/venv/bin/python bench/harness_overhead.py --tasks all --methods all --section full --no-serial-baseline
+    /work/venv/bin/python bench/harness_overhead.py --tasks all --methods all --section full
     /work/venv/bin/python bench/harness_overhead.py --tasks synth-events --no-write
 """
 
@@ -481,12 +481,21 @@ def render(args, cold: Measurement, warm: Measurement, serial: Measurement | Non
                  f"model compute {cold.compute:.2f} s, wall {cold.wall:.2f} s: wall < compute + decode "
                  f"({cold.compute + cold.decode_seconds:.2f} s), the two overlap.")
     if serial is not None:
+        delta = serial.wall - cold.wall
         lines.append(f"Serial baseline (same run, fresh cache, each batch decoded in the main thread just before its "
                      f"model call): wall {serial.wall:.2f} s (model compute {serial.compute:.2f} s, decode "
-                     f"{serial.decode_seconds:.2f} s) against {cold.wall:.2f} s with parallel decoding: "
-                     f"{serial.wall - cold.wall:+.2f} s ({pct(serial.wall - cold.wall, serial.wall)} of the serial run) "
-                     f"saved. With only {os.cpu_count()} cores the decode threads compete with torch's threads, so part "
-                     f"of the hidden decode time reappears as slower model compute.")
+                     f"{serial.decode_seconds:.2f} s) against {cold.wall:.2f} s with parallel decoding, which "
+                     f"{'saved' if delta >= 0 else 'cost'} {abs(delta):.2f} s ({pct(abs(delta), serial.wall)}).")
+        if delta < 0:
+            lines.append(f"With {os.cpu_count()} cores and no idle one (load average above), decode threads running "
+                         "beside the model slow its compute by about as much as they hide, and run-to-run noise from "
+                         "other processes is of the same size; parallel decoding pays where the model leaves cores "
+                         "idle (a GPU model, or more cores than torch threads).")
+    costly = sorted(((e["wall"] - e["compute"], task, method) for (task, method), e in cold.tally.per_method.items()),
+                    reverse=True)[:3]
+    lines.append("")
+    lines.append("Largest harness costs by task and method (cold run): " + "; ".join(
+        f"{task} {method.split(' (')[0]} {seconds:.2f} s" for seconds, task, method in costly) + ".")
     lines += [
         "",
         "Per task and method (cold run; `other` = scoring, planning, cache and text encoder):",
@@ -528,7 +537,8 @@ How `bench/harness_overhead.py` measures them:
   compute"); the executor's `stats.model_seconds`, the timer around each call, also covers output
   validation, which is counted as harness time here. Torch gets CPU cores minus decode workers
   (at least one) intra-op threads (`--threads`): a CPU model that takes every core leaves the decode
-  threads none, and on a loaded 2-core machine torch's OpenMP threads then slowed the model by 3-10x.
+  threads none, and on this 2-core machine, shared with other processes, two torch threads made the
+  model several times slower (71 ms instead of 5.5 ms per clip in one measurement).
 - Not timed: generating the synthetic data (the loader's first call), importing the heavy modules.
   Each cold run starts from a fresh temporary output cache and results directory.
 - Run 1 (cold): wall time of `alm_bench.runner.run(config)`; overhead = wall - model compute. All the
@@ -540,17 +550,25 @@ How `bench/harness_overhead.py` measures them:
   (checked, and its metrics must equal run 1's).
 - Parallel decoding: `stats.decode_seconds` sums decode and resample time in the worker threads; the
   script also times how long the main thread blocks on each batch's decoded audio (hidden fraction =
-  1 - wait / decode time), and by default repeats the cold run with decoding in series for comparison.
+  1 - wait / decode time); `--serial-baseline` adds a cold run with decoding in series to compare with.
 - The harness's time does not depend on how slow the model is, so each section also gives the
   break-even model cost per clip above which a target holds.
 
-The default subset (`--tasks {DEFAULT_TASKS}`, `--methods {DEFAULT_METHODS}`) exercises the per-call
-machinery: every zero-shot, QA, two-clip and few-shot method, about 3000 clip encodings. It leaves
-out two fixed scoring costs that dominate a run with a model this fast and that a cached run pays again,
-because they are computed from the model outputs every time: the linear probes (HEAR-style training,
-5 folds x 3 learning rates x up to 200 epochs of scikit-learn `partial_fit`) and the captioning metrics
-(METEOR's JVM and the PTB tokenizer start for `synth-caption`, about 10 s whatever the model). The
-"full" section measures them (`--tasks all --methods all --section full`).
+The default subset (`--tasks {DEFAULT_TASKS}`,
+`--methods {DEFAULT_METHODS}`) exercises the per-call machinery: every zero-shot, QA, two-clip and
+few-shot method, about 3000 clip encodings. It leaves out the scoring that costs seconds whatever the
+model and that a cached run pays again, because only model outputs are cached and scores are
+recomputed from them on every run:
+
+- the linear probes (HEAR-style training: 5 folds or a train/valid/test split, 3 learning rates, up to
+  200 epochs of scikit-learn `partial_fit`), about 5 s per task here;
+- the captioning metrics of `synth-caption` (PTB tokenizer and METEOR in Java), about 7 s;
+- generative retrieval (`synth-retrieval`), which encodes its 1000 reference captions with
+  sentence-transformers on every run (text encodings are memoised within a run, not on disk), about 6 s.
+
+The "full" section runs every task and method (`--tasks all --methods all --section full`) to show
+them: with a model this fast they take a fifth of the cold run and most of the warm one. Its break-even
+model costs say how slow a model must be for the targets to hold with them included.
 """
 
 
@@ -602,9 +620,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="torch intra-op threads for the model (default: CPU cores - decode workers, at least 1, "
                              "so that the decode threads do not oversubscribe the cores)")
     parser.add_argument("--data-dir", type=Path, default=None,
-                        help="synthetic data root (default: alm-bench's own data cache; generated there if absent)")
-    parser.add_argument("--no-serial-baseline", action="store_true",
-                        help="skip the third run (cold, decoding in series) that the parallel run is compared with")
+                        help="an existing copy of the synthetic data (default: generated on first use into "
+                             "alm-bench's own cache directory, data/synth-vN, and read from there)")
+    parser.add_argument("--serial-baseline", action="store_true",
+                        help="add a third run (cold, each batch decoded in series in the main thread) to compare with")
     parser.add_argument("--section", choices=sorted(SECTIONS), default="default",
                         help="which section of the markdown file to replace")
     parser.add_argument("--out", type=Path, default=REPO / "BENCHMARKS.md", help="markdown file to update")
@@ -619,11 +638,11 @@ def main(argv: list[str] | None = None) -> int:
     registry = build_registry(extra_plugins=(("bench", BenchPlugin()),))
     if "bench-cnn" not in registry.models:
         raise SystemExit("bench-cnn did not register: " + "; ".join(registry.errors))
-    data_dir = args.data_dir or default_cache_dir() / "data" / f"synth-v{DATASET_VERSION}"
     import_seconds = _IMPORT_SECONDS + warm_imports()
+    # The runs get fresh output caches, so they read the data from where it was generated, via data_dir.
+    data_dir = args.data_dir or default_cache_dir() / "data" / f"synth-v{DATASET_VERSION}"
     print(f"preparing synthetic data under {data_dir} (untimed) ...", flush=True)
-    with tempfile.TemporaryDirectory(prefix="alm-bench-data-") as scratch:
-        data_seconds, n_items, n_files = prepare_data(registry, args.tasks, data_dir, Path(scratch))
+    data_seconds, n_items, n_files = prepare_data(registry, args.tasks, args.data_dir, default_cache_dir())
 
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
     model_args = {"width": args.width, "layers": args.layers}
@@ -644,10 +663,10 @@ def main(argv: list[str] | None = None) -> int:
         print("run 2: warm cache ...", flush=True)
         warm = measured_run("warm", config(cache), registry)
         print(f"  wall {warm.wall:.3f} s, {warm.model_calls} model calls", flush=True)
-    if warm.metrics != cold.metrics:
+    if repr(warm.metrics) != repr(cold.metrics):  # repr: NaN equals NaN
         print("WARNING: the cached run's metrics differ from the cold run's", file=sys.stderr)
     serial = None
-    if not args.no_serial_baseline:
+    if args.serial_baseline:
         with tempfile.TemporaryDirectory(prefix="alm-bench-overhead-serial-") as tmp:
             alm_bench.audio._SHA_MEMO.clear()
             print("run 3: cold cache, decoding in series ...", flush=True)
