@@ -8,6 +8,7 @@ on which the model raises, fails alone with its reason; a protocol violation sto
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -41,6 +42,11 @@ class Stats:
     model_calls: int = 0
     cache_hits: int = 0
     failed: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add_decode(self, seconds: float) -> None:  # called from worker threads
+        with self._lock:
+            self.decode_seconds += seconds
 
 
 @dataclass
@@ -112,7 +118,7 @@ class Executor:
                     clips[ref.sha] = Clip(decode(ref.path, self.audio_format), ref.sha)
                 except ItemError as exc:
                     clips[ref.sha] = str(exc)
-        self.stats.decode_seconds += time.perf_counter() - start
+        self.stats.add_decode(time.perf_counter() - start)
         return clips
 
     # -- model calls ------------------------------------------------------------------------

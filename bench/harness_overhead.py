@@ -12,8 +12,9 @@ Measures, on the synthetic suite, with a real compute model whose calls are time
 
 The model (``bench-cnn``) is defined here: a seeded random-weight network over a log-mel
 spectrogram computed in torch, wanting 22.05 kHz audio so that the runner must resample the
-16 kHz synthetic clips.  Synthetic data generation, Python imports and the model's definition are
-done before the timed region; each measurement starts from a fresh temporary output cache.
+16 kHz synthetic clips.  Synthetic data generation and Python imports are done before the timed
+region (model construction is timed, as harness); each cold run starts from a fresh temporary output
+cache.
 
     /work/venv/bin/python bench/harness_overhead.py                 # default subset, updates BENCHMARKS.md
     /work/venv/bin/python bench/harness_overhead.py --tasks all --methods all --section full
@@ -557,14 +558,15 @@ How `bench/harness_overhead.py` measures them:
 The default subset (`--tasks {DEFAULT_TASKS}`,
 `--methods {DEFAULT_METHODS}`) exercises the per-call machinery: every zero-shot, QA, two-clip and
 few-shot method, about 3000 clip encodings. It leaves out the scoring that costs seconds whatever the
-model and that a cached run pays again, because only model outputs are cached and scores are
-recomputed from them on every run:
+model, most of which a cached run pays again, since metrics and probes are recomputed from the cached
+outputs on every run:
 
 - the linear probes (HEAR-style training: 5 folds or a train/valid/test split, 3 learning rates, up to
   200 epochs of scikit-learn `partial_fit`), about 5 s per task here;
-- the captioning metrics of `synth-caption` (PTB tokenizer and METEOR in Java), about 7 s;
+- the captioning metrics of `synth-caption` (PTB tokenizer and METEOR in Java), 7-9 s;
 - generative retrieval (`synth-retrieval`), which encodes its 1000 reference captions with
-  sentence-transformers on every run (text encodings are memoised within a run, not on disk), about 6 s.
+  sentence-transformers, about 6 s in a cold run (text encodings go to the output cache, so a
+  repeated run neither loads nor runs the text encoder).
 
 The "full" section runs every task and method (`--tasks all --methods all --section full`) to show
 them: with a model this fast they take a fifth of the cold run and most of the warm one. Its break-even
