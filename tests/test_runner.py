@@ -148,6 +148,26 @@ def test_two_runs_sharing_a_cache_do_not_corrupt_it(cache_dir, tmp_path):
         assert p.returncode == 0, err
     db = sqlite3.connect(tmp_path / "shared" / "outputs" / "outputs.sqlite")
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    assert db.execute("SELECT COUNT(*) FROM outputs").fetchone()[0] == 500  # 250 scores + 250 embeddings
+    outputs = db.execute("SELECT COUNT(*) FROM outputs WHERE key NOT LIKE 'scoring:%'").fetchone()[0]
+    assert outputs == 500  # 250 scores + 250 embeddings, each written once
+    assert db.execute("SELECT COUNT(*) FROM outputs WHERE key LIKE 'scoring:%'").fetchone()[0] == 1  # the probe
     name = "chance/synth-events/log_likelihood--this-is-a-sound-of.json"
     assert _stable(tmp_path / "out0" / name)["metrics"] == _stable(tmp_path / "out1" / name)["metrics"]
+
+
+def test_repeated_run_recomputes_no_scoring(registry, cache_dir, tmp_path, monkeypatch):
+    """Probes and caption metrics are pure functions of cached outputs, so they are cached too."""
+    from alm_bench import metrics
+    from alm_bench.evaluators import classification
+
+    config = RunConfig(model="chance", tasks="synth-events,synth-caption", methods=("linear_probe", "captioning"),
+                       output_dir=tmp_path / "out", cache_dir=tmp_path / "cache")
+    first = _metrics(run(config, registry))
+
+    def fail(*args, **kwargs):
+        raise AssertionError("recomputed")
+
+    monkeypatch.setattr(classification, "run_probe", fail)
+    monkeypatch.setattr(metrics, "caption_metrics", fail)
+    second = run(config, registry)
+    assert second.stats.model_calls == 0 and _metrics(second) == first

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
 
@@ -61,6 +62,26 @@ class EvalContext:
     def run(self, calls: list[Call], description: str) -> list[Outcome]:
         self.executor.advance = self.progress(description, len(calls))
         return self.executor.run(calls)
+
+    def memo(self, name: str, inputs: list, compute: Callable[[], Any],
+             encode: Callable[[Any], Any], decode: Callable[[Any], Any]) -> Any:
+        """Scoring that is a pure function of model outputs (probes, caption metrics) is cached like
+        the outputs, keyed by its inputs and the package version, so a repeated run recomputes nothing."""
+        from .. import __version__
+
+        digest = hashlib.sha256(f"{name}\x00{__version__}".encode())
+        for part in inputs:
+            if isinstance(part, np.ndarray):
+                digest.update(repr((part.dtype.str, part.shape)).encode() + part.tobytes())
+            else:
+                digest.update(json.dumps(part, sort_keys=True, default=str).encode())
+        key = f"scoring:{name}:{digest.hexdigest()}"
+        cached = self.executor.cache.get_many([key])
+        if key in cached:
+            return decode(json.loads(cached[key]))
+        value = compute()
+        self.executor.cache.put_many({key: json.dumps(encode(value))})
+        return value
 
     def clip_texts(self, item: Item) -> tuple[str, ...]:
         """Every text true of the item's clip (labels, captions): what a perfect embedding encodes."""

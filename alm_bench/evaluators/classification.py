@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from .. import metrics
 from ..calls import Call
-from ..probe import ProbeConfig, run_probe, summarize
+from ..probe import FoldResult, ProbeConfig, run_probe, summarize
 from ..protocol import GenerateRequest, ScoreRequest
 from .base import EvalContext, Method, MethodResult, count_failed, match_to_labels, outputs_or_none
 
@@ -123,7 +125,11 @@ class LinearProbe(Method):
         config = ProbeConfig(layers=ctx.options["layers"], hidden_size=ctx.options["hidden_size"],
                              learning_rates=tuple(ctx.options["learning_rates"]), max_epochs=ctx.options["max_epochs"],
                              patience=ctx.options["patience"], seed=ctx.seed)
-        folds = run_probe(x, y, groups, multilabel=ctx.spec.multilabel, config=config, folds=bool(ctx.spec.folds))
+        folds = ctx.memo(
+            "linear_probe", [x, y, [str(g) for g in groups], ctx.spec.multilabel, dataclasses.asdict(config)],
+            lambda: run_probe(x, y, groups, multilabel=ctx.spec.multilabel, config=config, folds=bool(ctx.spec.folds)),
+            encode=lambda folds: [dataclasses.asdict(f) for f in folds],
+            decode=lambda rows: [FoldResult(**row) for row in rows])
         mean, std = summarize(folds)
         metric = "mAP" if ctx.spec.multilabel else "accuracy"
         details = {"layers": config.layers, "folds": [

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from .. import metrics
 from ..calls import Call
 from ..protocol import GenerateRequest
@@ -23,7 +25,10 @@ class Captioning(Method):
         outcomes = ctx.run(calls, "captioning")
         # a failed item is scored as an empty caption: it counts, and scores nothing
         predictions = {item.id: (o.value if o.ok else "") for item, o in zip(items, outcomes)}
-        scores = metrics.caption_metrics(predictions, {item.id: list(item.captions) for item in items})
+        references = {item.id: list(item.captions) for item in items}
+        scores = ctx.memo("captioning", [predictions, references],
+                          lambda: metrics.caption_metrics(predictions, references),
+                          encode=dataclasses.asdict, decode=lambda d: metrics.CaptionScores(**d))
         records = [
             {"id": item.id, "prompt": ctx.prompt, "output": o.value if o.ok else None,
              "target": list(item.captions), "correct": None, "error": o.error,
