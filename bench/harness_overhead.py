@@ -558,8 +558,8 @@ How `bench/harness_overhead.py` measures them:
 The default subset (`--tasks {DEFAULT_TASKS}`,
 `--methods {DEFAULT_METHODS}`) exercises the per-call machinery: every zero-shot, QA, two-clip and
 few-shot method, about 3000 clip encodings. It leaves out the scoring that costs seconds whatever the
-model, most of which a cached run pays again, since metrics and probes are recomputed from the cached
-outputs on every run:
+model in a cold run (a repeated run takes probe and caption-metric results from the cache, keyed by
+their inputs, so it pays none of it):
 
 - the linear probes (HEAR-style training: 5 folds or a train/valid/test split, 3 learning rates, up to
   200 epochs of scikit-learn `partial_fit`), about 5 s per task here;
