@@ -38,17 +38,6 @@ class Item:
     meta: dict = field(default_factory=dict, compare=False)
 
 
-def check_audio_present(task_id: str, items: list[Item], root: Path, how_to_fix: str) -> None:
-    """Fail with one line when audio files are missing: how many, examples, and the fix."""
-    missing = [p for item in items for p in item.audio if not Path(p).is_file()]
-    if missing:
-        total = sum(len(item.audio) for item in items)
-        examples = ", ".join(Path(p).name for p in missing[:3])
-        raise DataMissing(
-            f"task {task_id}: {len(missing)} of {total} audio files missing under {root} (e.g. {examples}); {how_to_fix}"
-        )
-
-
 def fingerprint(items: list[Item], shas: dict[str, str]) -> str:
     """Identifies the exact evaluation data: item ids and the hashes of their audio."""
     digest = hashlib.sha256()

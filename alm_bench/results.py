@@ -82,7 +82,3 @@ def write_result(output_dir: Path, result: Result, records: list[dict]) -> Path:
     path = base.with_suffix(".json")
     write_atomic(path, json.dumps(result.to_json(), default=_json_default, indent=2, ensure_ascii=False) + "\n")
     return path
-
-
-def read_results(directory: Path) -> list[dict[str, Any]]:
-    return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(Path(directory).rglob("*.json"))]

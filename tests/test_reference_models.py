@@ -1,7 +1,6 @@
 """Every evaluator gives the oracle its perfect score and the chance model its chance level,
 end to end through the runner on the synthetic suite."""
 
-import json
 import math
 
 import pytest

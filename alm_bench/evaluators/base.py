@@ -13,7 +13,6 @@ from ..calls import Call, ClipRef
 from ..data import Item
 from ..executor import Executor, Outcome
 from ..specs import TaskSpec
-from ..text_encoders import normalize_rows
 
 
 @dataclass
@@ -130,7 +129,3 @@ def match_to_labels(ctx: EvalContext, outputs: list[str | None], labels: tuple[s
         rows = [i for i, o in enumerate(outputs) if o is not None]
         sims[rows] = out_vecs @ label_vecs.T
     return sims
-
-
-def stable_seed(*parts: Any) -> int:
-    return int.from_bytes(hashlib.sha256(repr(parts).encode()).digest()[:8], "little")
