@@ -66,11 +66,11 @@ class Executor:
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     batch_size: int = 8
     workers: int = 2
-    #: called with the number of calls finished (hits included), for progress bars
-    advance: Callable[[int], None] = lambda n: None
     stats: Stats = field(default_factory=Stats)
 
-    def run(self, calls: list[Call]) -> list[Outcome]:
+    def run(self, calls: list[Call], advance: Callable[[int], None] = lambda n: None) -> list[Outcome]:
+        """Every call's outcome, in order; ``advance`` is told how many calls finished (hits included),
+        for the caller's progress bar."""
         keys = [cache_key(self.model_key, call, self.generation) for call in calls]
         for call in calls:
             if call.ideal is not None:
@@ -78,10 +78,10 @@ class Executor:
         results: dict[str, Outcome] = {k: Outcome(v) for k, v in self.cache.get_many(keys).items()}
         self.stats.cache_hits += sum(1 for k in keys if k in results)
         pending = {k: c for k, c in zip(keys, calls) if k not in results}
-        self.advance(len(calls) - len(pending))
+        advance(len(calls) - len(pending))
         for batch in self._decoded_batches(pending):
             results.update(self._run_batch(batch))
-            self.advance(len(batch.calls))
+            advance(len(batch.calls))
         return [results[k] for k in keys]
 
     # -- batching and parallel decoding -------------------------------------------------------

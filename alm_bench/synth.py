@@ -330,6 +330,13 @@ _COUNT_QUESTIONS = (
     "how many {plural} are there in the clip?",
     "count the {plural}: how many are there?",
 )
+
+
+def count_question(rng: np.random.Generator, kind: str) -> str:
+    """e.g. 'how many times does the beep sound?'"""
+    return _pick(rng, _COUNT_QUESTIONS).format(label=kind, plural=_KIND[kind].plural)
+
+
 _COMPARE_QUESTIONS = {
     "loudness": (
         "which clip is louder, the first or the second?",
@@ -421,8 +428,7 @@ def render_item(name: str, split: str, index: int) -> tuple[list[np.ndarray], di
         events = _scene(rng, _distinct_kinds(rng, int(rng.integers(2, 4))))
     elif name == "count":
         events = [sample_event(rng, _pick(rng, EVENT_LABELS), count=index % 4 + 1)]
-        kind = _KIND[events[0].kind]
-        extra["question"] = _pick(rng, _COUNT_QUESTIONS).format(label=kind.label, plural=kind.plural)
+        extra["question"] = count_question(rng, events[0].kind)
         extra["answer"] = str(events[0].count)
     else:
         events = _scene(rng, _distinct_kinds(rng, int(rng.integers(1, 3))))

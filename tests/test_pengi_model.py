@@ -271,16 +271,20 @@ def test_caption_loss_ignores_padding_and_trains(clip_tokenizer_dir):
     target = torch.tensor([model.candidate_tokens("a dog barks") + [0, 0]])
     target_mask = torch.tensor([[1] * (target.shape[1] - 2) + [0, 0]])
     eos = model.prompt_tokenizer.eos_token_id
+
+    def loss_of(*args):
+        return network.caption_loss(network.encode_audio(wave)[1], *args)
+
     with torch.no_grad():
-        loss = network.caption_loss(wave, ids, mask, target, target_mask, eos)
+        loss = loss_of(ids, mask, target, target_mask, eos)
         other_padding = target.clone()
         other_padding[0, -2:] = 7
-        assert torch.equal(loss, network.caption_loss(wave, ids, mask, other_padding, target_mask, eos))
+        assert torch.equal(loss, loss_of(ids, mask, other_padding, target_mask, eos))
     trainable = [p for n, p in network.named_parameters() if "caption_decoder.gpt" not in n]
     optimizer = torch.optim.Adam(trainable, lr=1e-2)
     for _ in range(5):
         optimizer.zero_grad()
-        network.caption_loss(wave, ids, mask, target, target_mask, eos).backward()
+        loss_of(ids, mask, target, target_mask, eos).backward()
         optimizer.step()
     with torch.no_grad():
-        assert network.caption_loss(wave, ids, mask, target, target_mask, eos) < loss
+        assert loss_of(ids, mask, target, target_mask, eos) < loss

@@ -55,6 +55,23 @@ def test_limit_marks_the_result_partial(registry, cache_dir, tmp_path):
     assert result.partial and result.n_items == 20 and result.dataset_items == 250
 
 
+def test_every_progress_bar_ends_exactly_full(registry, cache_dir, tmp_path):
+    """Text encodings through the model's own encoder used to advance the last bar past its total."""
+    bars: dict[str, list[int]] = {}
+
+    def progress(description, total):
+        bars[description] = [total, 0]
+
+        def advance(n):
+            bars[description][1] += n
+
+        return advance
+
+    run(RunConfig(model="oracle", tasks="synth-retrieval", methods=("retrieval",), text_encoder="model",
+                  output_dir=tmp_path, cache_dir=cache_dir), registry, progress)
+    assert bars and all(done == total for total, done in bars.values()), bars
+
+
 def test_broken_audio_fails_only_its_item_and_counts_as_wrong(registry, cache_dir, tmp_path):
     data = _copy_events(cache_dir, tmp_path / "data")
     audio = sorted((data / "events" / "test" / "audio").glob("*.wav"))

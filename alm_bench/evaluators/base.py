@@ -59,8 +59,7 @@ class EvalContext:
         return tuple(sorted({label for item in self.items for label in item.labels}))
 
     def run(self, calls: list[Call], description: str) -> list[Outcome]:
-        self.executor.advance = self.progress(description, len(calls))
-        return self.executor.run(calls)
+        return self.executor.run(calls, self.progress(description, len(calls)))
 
     def memo(self, name: str, inputs: list, compute: Callable[[], Any],
              encode: Callable[[Any], Any], decode: Callable[[Any], Any]) -> Any:

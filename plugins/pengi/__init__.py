@@ -1,11 +1,13 @@
 """Pengi (Deshmukh et al., 2023): audio + text prompt -> text, faithful to the released checkpoints.
 
 ``alm-bench run --model pengi`` loads the released ``base`` checkpoint (downloaded once from Zenodo);
-``--model-args checkpoint=PATH_OR_URL,config=base|base_no_text_enc`` picks another.  Usage and every
+``--model-args checkpoint=PATH_OR_URL,config=base|base_no_text_enc`` picks another.  ``pengi-tiny`` is
+the same code with the small configuration alm-bench trains (``training``) and ships (``tiny``).  Usage and every
 model argument: ``plugins/pengi/README.md``.  Modules: ``config`` (all sizes, named configurations),
 ``audio_encoder`` (front end + HTS-AT), ``mapper``, ``network`` (the ``nn.Module``), ``decoding``
 (KV-cached beam search and shared-prefix scoring, plus the straightforward versions they are tested
-against), ``checkpoint``, ``text`` (tokenisation, text encoders), ``model`` (the alm-bench model).
+against), ``checkpoint``, ``text`` (tokenisation, text encoders), ``model`` (the alm-bench model),
+``training`` (Pengi's recipe on the synthetic suite), ``tiny`` (the shipped ``pengi-tiny``).
 
 Preprocessing follows the reference (44.1 kHz; a clip of 7 s or less is tiled and cut to exactly
 308,700 samples), with two deliberate differences:
@@ -44,10 +46,11 @@ from alm_bench import hookimpl
 
 from .config import CONFIGS, PengiConfig, register_config
 from .model import PengiModel, build_network, fit_to_clip
+from .tiny import PengiTinyModel
 
-__all__ = ["CONFIGS", "PengiConfig", "PengiModel", "build_network", "fit_to_clip", "register_config"]
+__all__ = ["CONFIGS", "PengiConfig", "PengiModel", "PengiTinyModel", "build_network", "fit_to_clip", "register_config"]
 
 
 @hookimpl
 def alm_bench_models():
-    return [PengiModel]
+    return [PengiModel, PengiTinyModel]

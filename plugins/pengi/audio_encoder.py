@@ -243,10 +243,16 @@ class HTSAT(nn.Module):
         self.tscam_conv = nn.Conv2d(cfg.num_features, cfg.num_classes, kernel_size=(group, 3), padding=(0, 1))
         self.head = nn.Linear(cfg.num_classes, cfg.num_classes)  # in the checkpoint, unused by TS-CAM
 
+    def front_end(self, wave: torch.Tensor) -> torch.Tensor:
+        """[B, samples] -> log-mel [B, 1, T, mels]: fixed weights, so training computes it once per clip."""
+        return self.logmel_extractor(self.spectrogram_extractor(wave))
+
     def log_mel(self, wave: torch.Tensor) -> torch.Tensor:
         """[B, samples] -> batch-normalised log-mel [B, 1, T, mels]"""
-        x = self.logmel_extractor(self.spectrogram_extractor(wave))
-        return self.bn0(x.transpose(1, 3)).transpose(1, 3)
+        return self.normalise(self.front_end(wave))
+
+    def normalise(self, mel: torch.Tensor) -> torch.Tensor:
+        return self.bn0(mel.transpose(1, 3)).transpose(1, 3)
 
     def to_image(self, x: torch.Tensor) -> torch.Tensor:
         """[B, 1, T, mels] -> [B, 1, spec, spec]: time stretched to spec*ratio frames, cut into ratio
@@ -259,7 +265,11 @@ class HTSAT(nn.Module):
         return x.permute(0, 1, 3, 2, 4).reshape(b, c, ratio * m, t // ratio)
 
     def forward(self, wave: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.patch_embed(self.to_image(self.log_mel(wave)))
+        return self.from_front_end(self.front_end(wave))
+
+    def from_front_end(self, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`front_end`'s output -> (latent, clipwise probabilities)"""
+        x = self.patch_embed(self.to_image(self.normalise(mel)))
         for layer in self.layers:
             x = layer(x)
         x = self.norm(x)
@@ -292,7 +302,10 @@ class AudioEncoder(nn.Module):
         self.projection = Projection(cfg.num_features, d_proj)
 
     def forward(self, wave: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        latent, _ = self.base(wave)
+        return self.from_front_end(self.base.htsat.front_end(wave))
+
+    def from_front_end(self, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        latent, _ = self.base.htsat.from_front_end(mel)
         return latent, self.projection(latent)
 
 

@@ -1,9 +1,10 @@
 """Every size of a Pengi network in one dataclass, and a registry of named configurations.
 
 ``base`` and ``base_no_text_enc`` are the two released models (numbers from the reference
-implementation; see ``shared/reference/pengi/ARCHITECTURE.md``).  Another configuration (a small one
-to train, a test one) is added with :func:`register_config`; the network code reads every size from
-here, so nothing else changes.
+implementation; see ``shared/reference/pengi/ARCHITECTURE.md``).  ``tiny`` is the small configuration
+alm-bench trains on its synthetic suite and ships (``pengi-tiny``, see ``tiny.py``).  Another
+configuration (a test one) is added with :func:`register_config`; the network code reads every size
+from here, so nothing else changes.
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ class GPT2Sizes:
     n_embd: int = 768
     n_layer: int = 12
     n_head: int = 12
+    eos_token_id: int = 50_256  # <|endoftext|> in the decoder tokenizer
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,18 @@ CONFIGS: dict[str, PengiConfig] = {
 
 #: the released checkpoint of each released configuration
 RELEASED_CHECKPOINTS: dict[str, str] = {name: RELEASE_URL.format(name=name) for name in CONFIGS}
+
+#: 2 s of 16 kHz audio (the synthetic suite's clips) as a 126 x 32 log-mel image; a three-stage
+#: HTS-AT, a 3-layer GPT-2 with the suite's own 512-token vocabulary, 2 x 16 prefix vectors
+CONFIGS["tiny"] = PengiConfig(
+    audio=AudioConfig(sample_rate=16_000, clip_samples=32_000, mel_sample_rate=16_000, n_fft=400, hop_length=256,
+                      n_mels=32, fmin=50.0, fmax=8_000.0, spec_size=64, embed_dim=32, depths=(2, 2, 2),
+                      num_heads=(2, 4, 8), window_size=4, num_classes=21),
+    prompt_encoder="gpt2-embeddings", clip=None, prompt_tokens=16,
+    gpt2=GPT2Sizes(vocab_size=512, n_positions=96, n_embd=128, n_layer=3, n_head=4, eos_token_id=511),
+    mapper=MapperConfig(prefix_length=16, num_layers=2, num_heads=4, mlp_ratio=2.0),
+    d_proj=64,
+)
 
 
 def register_config(name: str, config: PengiConfig) -> None:

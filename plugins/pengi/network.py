@@ -20,7 +20,7 @@ from .mapper import Projection, TransformerMapper
 def gpt2_config(cfg: PengiConfig) -> GPT2Config:
     g = cfg.gpt2
     return GPT2Config(vocab_size=g.vocab_size, n_positions=g.n_positions, n_embd=g.n_embd, n_layer=g.n_layer,
-                      n_head=g.n_head)
+                      n_head=g.n_head, bos_token_id=g.eos_token_id, eos_token_id=g.eos_token_id)
 
 
 def clip_text_config(c: ClipTextConfig) -> CLIPTextConfig:
@@ -89,13 +89,13 @@ class PengiNetwork(nn.Module):
             prompt_embed = F.normalize(prompt_embed, dim=-1)
         return torch.cat((audio, self.caption_decoder.text_project(prompt_embed)), dim=1)
 
-    def caption_loss(self, wave: torch.Tensor, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor,
+    def caption_loss(self, audio: torch.Tensor, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor,
                      target_ids: torch.Tensor, target_mask: torch.Tensor, eos_token_id: int,
                      normalize_prompt: bool = True) -> torch.Tensor:
-        """Mean cross-entropy of the target tokens after the prefix (for training a configuration).
+        """Mean cross-entropy of the target tokens after the prefix (Pengi's training objective).
 
-        ``target_mask`` marks the real target tokens (text + stop token); padding is not scored."""
-        _, audio = self.encode_audio(wave)
+        ``audio`` is the audio projection (:meth:`encode_audio`'s second output); ``target_mask`` marks
+        the real target tokens (text + stop token); padding is not scored."""
         prefix = self.prefix(audio, self.encode_prompt(prompt_ids, prompt_mask, eos_token_id), normalize_prompt)
         embeds = torch.cat((prefix, self.gpt.transformer.wte(target_ids)), dim=1)
         logits = self.gpt(inputs_embeds=embeds).logits[:, prefix.shape[1] - 1 : -1]
