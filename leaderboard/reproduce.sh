@@ -6,7 +6,7 @@ OUT=leaderboard/results
 SHARED=${SHARED:-../shared}
 run() { alm-bench run --output-dir "$OUT" "$@"; }
 
-for model in oracle chance logmel; do
+for model in oracle chance logmel pengi-tiny; do
   run --model "$model" --task 'synth-*'
   run --model "$model" --task esc50 --data-dir "$SHARED/data/esc50-mini"
   run --model "$model" --task clotho-caption,clotho-retrieval --data-dir "$SHARED/data/clotho-mini"
