@@ -35,22 +35,14 @@ def test_shipped_weights_are_small_and_are_the_recorded_run():
 
 
 @pytest.fixture(scope="module")
-def suite(registry, cache_dir, tmp_path_factory, monkeypatch_module):
-    """pengi-tiny and chance on the whole synthetic suite, with the network switched off."""
-    monkeypatch_module.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch_module.setenv("TRANSFORMERS_OFFLINE", "1")
+def suite(registry, cache_dir, tmp_path_factory):
+    """pengi-tiny (shipped weights, nothing downloaded) and chance on the whole synthetic suite."""
     out = tmp_path_factory.mktemp("tiny-results")
     results = {}
     for model in ("pengi-tiny", "chance"):
         summary = run(RunConfig(model=model, tasks="synth-*", output_dir=out, cache_dir=cache_dir), registry)
         results[model] = {(r.task, r.method): r.metrics for r in summary.results}
     return results
-
-
-@pytest.fixture(scope="module")
-def monkeypatch_module():
-    with pytest.MonkeyPatch.context() as patch:
-        yield patch
 
 
 # (task, method, metric, chance level, required multiple of it); a multiple that would pass 1.0 is
@@ -109,3 +101,7 @@ def test_training_is_seeded_and_its_outputs_load_as_pengi_tiny(tmp_path):
     trained = torch.load(tmp_path / "a" / "model.pt", weights_only=True)["model"]
     assert all(torch.equal(v, trained[k]) for k, v in model.network.state_dict().items())
     assert model.decoder_tokenizer.eos_token_id == 299 and model.stop_token == model.decoder_tokenizer.encode(" ")[0]
+    # it trained on exactly what its scoring and beam search treat as a complete text
+    batcher = training.Batcher(model.cfg, model.decoder_tokenizer)
+    for text in ("beep", "a loud beep sounds twice at the end", "an unseen word: xylophone"):
+        assert batcher.text_tokens(text) == model.candidate_tokens(text)

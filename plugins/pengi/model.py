@@ -16,7 +16,7 @@ from .config import CONFIGS, PengiConfig
 from .decoding import PrefixLM, beam_search, shared_prefix_scores
 from .network import PengiNetwork
 from .text import (PromptTokenizer, clip_text_encoder, gpt2_text_encoder, load_tokenizer,
-                   sentence_transformer_encoder, stop_token_id)
+                   sentence_transformer_encoder, stop_token_id, target_tokens)
 
 CROPS = ("start", "center")
 CHANNELS = ("mean", "concat")
@@ -174,8 +174,8 @@ class PengiModel(Model):
 
     def candidate_tokens(self, text: str) -> list[int]:
         """What beam search would have to emit to output ``text``: its tokens, then the stop token."""
-        room = self.cfg.gpt2.n_positions - self.cfg.prefix_tokens - 1
-        return self.decoder_tokenizer(text.strip())["input_ids"][:room] + [self.stop_token]
+        return target_tokens(self.decoder_tokenizer, text, self.stop_token,
+                             self.cfg.gpt2.n_positions - self.cfg.prefix_tokens)
 
     # -- the protocol -------------------------------------------------------------------------
     def generate(self, requests: Sequence[GenerateRequest], config: GenerationConfig) -> list[str]:

@@ -61,6 +61,12 @@ class PromptTokenizer:
         return ids, mask
 
 
+def target_tokens(decoder_tokenizer, text: str, stop_token: int, room: int) -> list[int]:
+    """What beam search must emit to output ``text``: its tokens (at most ``room`` - 1), then the stop
+    token.  Scoring a candidate and training on a target both use it."""
+    return decoder_tokenizer(text.strip())["input_ids"][: room - 1] + [stop_token]
+
+
 def stop_token_id(decoder_tokenizer) -> int:
     """The reference's stop token: the first id of ``" <|endoftext|>"`` (220, a space)."""
     return decoder_tokenizer.encode(END_OF_TEXT)[0]

@@ -58,7 +58,7 @@ from alm_bench import synth
 from .config import CONFIGS, PengiConfig
 from .model import build_network, fit_to_clip
 from .network import PengiNetwork
-from .text import PromptTokenizer, stop_token_id
+from .text import PromptTokenizer, stop_token_id, target_tokens
 
 CAPTION = "generate audio caption"
 SOUND_OF = "this is a sound of"
@@ -131,6 +131,10 @@ def render_clips(dataset: str, split: str, front_end, samples: int, seed: int, l
     return clips
 
 
+def examples_per_epoch(clips: Sequence[Clip]) -> int:
+    return sum(len(c.pairs) + min(CAPTIONS_PER_EPOCH, len(c.captions)) for c in clips)
+
+
 def epoch_examples(clips: Sequence[Clip], rng: np.random.Generator) -> list[tuple[int, str, str]]:
     """(clip, prompt, text) for one epoch, shuffled: every fixed pair, and fresh captions."""
     examples = []
@@ -182,8 +186,8 @@ class Batcher:
         self._text_cache: dict[str, list[int]] = {}
 
     def text_tokens(self, text: str) -> list[int]:
-        if text not in self._text_cache:  # the tokens beam search must emit for it (see PengiModel)
-            self._text_cache[text] = (self.tokenizer(text.strip())["input_ids"] + [self.stop])[: self.room]
+        if text not in self._text_cache:
+            self._text_cache[text] = target_tokens(self.tokenizer, text, self.stop, self.room)
         return self._text_cache[text]
 
     def __call__(self, clips: Sequence[Clip], examples: Sequence[tuple[int, str, str]]) -> tuple[torch.Tensor, ...]:
@@ -348,7 +352,7 @@ def caption_stage(network: PengiNetwork, batcher: Batcher, clips: Sequence[Clip]
     left every template at its text-only loss); one label per clip with nothing else to learn makes
     it listen within a few hundred steps, and the mixture keeps it listening."""
     listening = [(i, SOUND_OF, c.pairs[0][1]) for i, c in enumerate(clips) if c.dataset == "events"]
-    steps_per_epoch = -(-len(epoch_examples(clips, np.random.default_rng(0))) // recipe.batch_size)
+    steps_per_epoch = -(-examples_per_epoch(clips) // recipe.batch_size)
     total = recipe.listening_steps + steps_per_epoch * recipe.epochs
     params = [p for p in network.parameters() if p.requires_grad]
     optimizer, schedule = _optimizer(params, recipe, total)
