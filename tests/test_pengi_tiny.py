@@ -83,8 +83,8 @@ def test_pengi_tiny_says_its_weights_were_shipped_and_how_they_were_made():
     assert config["training"]["command"].startswith("python -m alm_bench_plugins.pengi.training")
 
 
-def _train(tmp_path, name):
-    recipe = training.Recipe(config="test-tiny-train", epochs=3, batch_size=16, warmup_steps=2, tagging_steps=3,
+def _train(tmp_path, name, epochs=3):
+    recipe = training.Recipe(config="test-tiny-train", epochs=epochs, batch_size=16, warmup_steps=2, tagging_steps=3,
                              listening_steps=2, limit=6)
     return training.train(recipe, tmp_path / name, progress=False)
 
@@ -104,3 +104,14 @@ def test_training_is_seeded_and_its_outputs_load_as_pengi_tiny(tmp_path):
     batcher = training.Batcher(model.cfg, model.decoder_tokenizer)
     for text in ("beep", "a loud beep sounds twice at the end", "an unseen word: xylophone"):
         assert batcher.text_tokens(text) == model.candidate_tokens(text)
+
+
+def test_stage_two_leaves_the_tagged_audio_encoder_as_it_was(tmp_path):
+    """HTS-AT is fixed after its tagging stage (training it on the language model's early gradients
+    erased the counts): more captioning epochs change everything but HTS-AT."""
+    _train(tmp_path, "short", epochs=1)
+    _train(tmp_path, "long", epochs=3)
+    short, long = (torch.load(tmp_path / n / "model.pt", weights_only=True)["model"] for n in ("short", "long"))
+    htsat = [k for k in short if ".htsat." in k]
+    assert htsat and all(torch.equal(short[k], long[k]) for k in htsat)
+    assert not all(torch.equal(short[k], long[k]) for k in short if k not in htsat)

@@ -9,7 +9,7 @@ About 18 minutes on 2 CPU cores.  Two stages:
    Pengi starts from a pretrained encoder (HTS-AT, then CLAP); from random weights the prefix barely
    differs between clips and the captioning objective alone is far too slow to make it listen.
    HTS-AT is then fixed, as a pretrained encoder would be (``freeze_audio_encoder``).
-2. **Pengi's objective**, on everything after HTS-AT (projection, mappers, GPT-2): two short
+2. **Pengi's objective**, on everything after HTS-AT (projection, mappers, GPT-2): three short
    "listening" phases of single-event clips' one-word answers (``listening_phases``), then
    ``epochs`` in which every clip of the suite's *train* splits is phrased as (audio, prompt) -> text
    through the paper's templates (Table 1); the network learns to continue the prefix with the text
