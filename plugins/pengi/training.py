@@ -382,9 +382,10 @@ def listening_phases(clips: Sequence[Clip]) -> list[list[tuple[int, str, str]]]:
     guess); counts first, then the mixture: synth-count 0.98, synth-events at chance.  Each answer
     alone is learned in about 250 steps, and after both phases the mixture keeps both (validation
     losses on single-event clips: counts 0.11, kinds 0.30, from 0.69 and 1.15 text-only)."""
-    count = [(i, p, t) for i, c in enumerate(clips) if c.dataset in SINGLE_EVENT_DATASETS for p, t in c.pairs
-             if p.startswith("question:")]
-    kind = [(i, SOUND_OF, c.pairs[0][1]) for i, c in enumerate(clips) if c.dataset == "events"]
+    def answers(datasets: Sequence[str], prompt: str) -> list[tuple[int, str, str]]:
+        return [(i, p, t) for i, c in enumerate(clips) if c.dataset in datasets for p, t in c.pairs if p.startswith(prompt)]
+
+    count, kind = answers(SINGLE_EVENT_DATASETS, "question:"), answers(("events",), SOUND_OF)
     return [count, kind, count + kind]
 
 
