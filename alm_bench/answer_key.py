@@ -1,15 +1,18 @@
-"""Ground truth that the reference models (``oracle``, ``chance``) may consult.
+"""Ground truth for reference models (``oracle``, ``chance``), delivered per call and to them alone.
 
-Evaluators attach to each request the output a perfect model would give (``ideal``) and, where the
-answer is one of a closed set, the set (``choices``).  The executor files them here under the
-request's content key (clip hashes + texts, no model), so the oracle answers by looking its request
-up and the chance model guesses uniformly among the choices.  Real models never see this.
+Evaluators attach to each planned call the output a perfect model would give (``ideal``) and, where
+the answer is one of a closed set, the set (``choices``).  The executor keeps these beside the
+calls; only a model whose capabilities declare ``reference`` receives them, as an :class:`AnswerKey`
+of the batch it is called with (keyword ``answers=``).  Requests themselves never carry an answer,
+and nothing is process-global, so the same holds in one process or across distributed ranks.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
+from .calls import content_key
 
 
 @dataclass(frozen=True)
@@ -19,25 +22,13 @@ class Answer:
 
 
 class AnswerKey:
-    def __init__(self) -> None:
-        self._answers: dict[str, Answer] = {}
-        #: reference caption -> hashes of the clips it describes (ground truth of the loaded task)
-        self.caption_owners: dict[str, set[str]] = {}
+    """Answers of one batch of requests, looked up by the request itself."""
 
-    def file(self, key: str, answer: Answer) -> None:
-        self._answers[key] = answer
+    def __init__(self, answers: dict[str, Answer] | None = None) -> None:
+        self._answers = dict(answers or {})
 
-    def get(self, key: str) -> Answer | None:
-        return self._answers.get(key)
+    def get(self, kind: str, request: Any) -> Answer | None:
+        return self._answers.get(content_key(kind, request))
 
-    def file_captions(self, captions_by_clip: dict[str, tuple[str, ...]]) -> None:
-        for sha, captions in captions_by_clip.items():
-            for caption in captions:
-                self.caption_owners.setdefault(caption, set()).add(sha)
-
-    def clear(self) -> None:
-        self._answers.clear()
-        self.caption_owners.clear()
-
-
-ANSWERS = AnswerKey()
+    def __len__(self) -> int:
+        return len(self._answers)

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .errors import PluginError, UsageError
+from .errors import DistributedError, PluginError, UsageError
 from .protocol import GenerationConfig
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -98,6 +98,8 @@ def run(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="show tracebacks"),
 ) -> None:
     """Evaluate a model on tasks; writes results JSON + item-level JSONL and prints a table."""
+    from .distributed import World
+    from .plugins import default_registry
     from .runner import RunConfig, default_cache_dir
     from .runner import run as run_benchmark
 
@@ -109,6 +111,9 @@ def run(
         limit=limit, batch_size=batch_size, device=device, seed=seed, text_encoder=text_encoder,
         generation=GenerationConfig(num_beams=num_beams, max_new_tokens=max_new_tokens, temperature=temperature),
     )
+    if World.from_env().rank > 0:  # a distributed run's other ranks serve model calls, silently
+        run_benchmark(config, default_registry())
+        return
     registry = _registry()
     with _progress() as open_bar:
         summary = run_benchmark(config, registry, open_bar)
@@ -269,11 +274,11 @@ def leaderboard(
 def main() -> None:
     try:
         app()
-    except (UsageError, PluginError) as exc:
+    except (UsageError, PluginError, DistributedError) as exc:
         if _VERBOSE["on"]:
             raise
         errors.print(f"error: {exc}", highlight=False, markup=False)
-        sys.exit(2)
+        sys.exit(getattr(exc, "exit_code", 2))
 
 
 if __name__ == "__main__":

@@ -24,3 +24,10 @@ class ModelOutputError(RuntimeError):
 
 class ItemError(Exception):
     """One item could not be evaluated (unreadable audio, ...): it fails with this reason and the run goes on."""
+
+
+class DistributedError(Exception):
+    """A distributed run lost a rank (it died, or the launcher stopped this one); completed results are
+    saved and re-running resumes from the cache. The CLI prints one line and exits with code 4."""
+
+    exit_code = 4

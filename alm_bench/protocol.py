@@ -32,6 +32,9 @@ class Capabilities:
     text_encoder: bool = False
     #: ``embed`` and ``embed_text`` share one audio-text space (retrieval by embeddings).
     shared_space: bool = False
+    #: a reference model (``oracle``, ``chance``): every call also receives ``answers=``, the ground truth
+    #: of its requests (:class:`alm_bench.answer_key.AnswerKey`); no other model ever sees it.
+    reference: bool = False
 
     def names(self) -> list[str]:
         return [f.name for f in dataclasses.fields(self) if getattr(self, f.name)]

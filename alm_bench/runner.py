@@ -8,7 +8,7 @@ import platform
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -16,14 +16,14 @@ from typing import Any, Callable
 import numpy as np
 
 from . import __version__
-from .answer_key import ANSWERS
 from .audio import file_sha
 from .cache import OutputCache
 from .calls import Call, config_hash, content_key
 from .data import DataMissing, Item, fingerprint
+from .distributed import DistributedExecutor, World, serve
 from .errors import ItemError, UsageError
 from .evaluators import EvalContext, Method
-from .executor import Executor, Stats
+from .executor import Executor, LocalExecutor, Stats
 from .plugins import Registry, default_registry
 from .protocol import GenerationConfig, ModelInfo
 from .results import Result, write_result
@@ -128,9 +128,19 @@ def hash_audio(items: list[Item], workers: int) -> dict[str, str]:
         return dict(zip(paths, pool.map(one, paths)))
 
 
+def caption_owners(items: list[Item], shas: dict[str, str]) -> dict[str, tuple[str, ...]]:
+    owners: dict[str, set[str]] = {}
+    for item in items:
+        for caption in item.captions:
+            owners.setdefault(caption, set()).add(shas[item.audio[0]])
+    return {caption: tuple(sorted(clips)) for caption, clips in owners.items()}
+
+
 class Runner:
-    def __init__(self, config: RunConfig, registry: Registry | None = None, progress: Progress | None = None) -> None:
+    def __init__(self, config: RunConfig, registry: Registry | None = None, progress: Progress | None = None,
+                 world: World = World()) -> None:
         self.config = config
+        self.world = world
         self.registry = registry or default_registry()
         self.progress = progress or (lambda description, total: (lambda n: None))
         self.info: ModelInfo = self.registry.model_info(config.model)
@@ -138,11 +148,16 @@ class Runner:
         self.model_config = {**self.model.config(), "audio": self.model.audio_format.describe()}
         self.model_key = f"{config.model}:{config_hash(self.model_config)}"
         self.cache = OutputCache(Path(config.cache_dir) / "outputs" if config.use_cache else None)
-        self.executor = Executor(ValidatedModel(self.model, self.info.plugin), self.model_key,
-                                 self.model.audio_format, self.cache, config.generation, config.batch_size,
-                                 config.workers)
+        self.local = LocalExecutor(ValidatedModel(self.model, self.info.plugin), self.model_key,
+                                   self.model.audio_format, self.cache, config.generation, config.batch_size,
+                                   config.workers)
+        #: where every model call goes: this process, or all ranks of a distributed run
+        self.executor: Executor = DistributedExecutor(self.local, world) if world.distributed else self.local
         self._encoders: dict[str, Any] = {}
         self._encoded: dict[tuple[str, str], np.ndarray] = {}
+        #: reference caption -> hashes of the clips it describes, in the task being run (ground truth
+        #: that reference models receive with their ``embed_text`` calls)
+        self._caption_owners: dict[str, tuple[str, ...]] = {}
 
     # -- text encoders ----------------------------------------------------------------------
     def text_encoder_name(self) -> str:
@@ -163,17 +178,17 @@ class Runner:
         if name == "model":
             if not self.info.capabilities.text_encoder:
                 raise UsageError(f"model {self.config.model!r} has no text encoder; pick one with --text-encoder")
-            outcomes = self.executor.run([Call("embed_text", t) for t in texts])
+            outcomes = self.executor.run([Call("embed_text", t, ideal=self._caption_owners.get(t)) for t in texts])
             failed = next((o.error for o in outcomes if not o.ok), "")
             if failed:
                 raise RuntimeError(f"model {self.config.model!r} failed to encode a text: {failed}")
             return [np.asarray(o.value, np.float64) for o in outcomes]
         keys = {t: content_key("embed_text", f"{name}\x00{t}") for t in texts}  # text encodings are cached too
-        cached = self.cache.get_many(keys.values())
+        cached = self.executor.recall(list(keys.values()))
         missing = [t for t in texts if keys[t] not in cached]
         if missing:
             fresh = self._encoder(name).encode(missing)
-            self.cache.put_many({keys[t]: np.asarray(v, np.float32) for t, v in zip(missing, fresh)})
+            self.executor.remember({keys[t]: np.asarray(v, np.float32) for t, v in zip(missing, fresh)})
             cached.update((keys[t], np.asarray(v, np.float32)) for t, v in zip(missing, fresh))
         return [np.asarray(cached[keys[t]], np.float64) for t in texts]
 
@@ -220,8 +235,7 @@ class Runner:
         shas = hash_audio(items, self.config.workers)
         dataset = {"loader": spec.dataset.loader, "source": spec.dataset.source,
                    "fingerprint": fingerprint(items, shas), "data_dir": str(self.config.data_dir or "")}
-        ANSWERS.clear()
-        ANSWERS.file_captions({shas[item.audio[0]]: item.captions for item in items if item.captions})
+        self._caption_owners = caption_owners(items, shas)
         for method_name, options in self._methods(spec, explicit, summary):
             method = self.registry.methods[method_name]
             for prompt in self._prompts(spec, method):
@@ -281,6 +295,7 @@ class Runner:
             "seed": self.config.seed,
             "batch_size": self.config.batch_size,
             "device": self.config.device,
+            "world_size": self.world.size,
             "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "python": sys.version.split()[0],
             "platform": platform.platform(),
@@ -293,8 +308,26 @@ class Runner:
 
 
 def run(config: RunConfig, registry: Registry | None = None, progress: Progress | None = None) -> RunSummary:
-    runner = Runner(config, registry, progress)
+    """Run in this process, or as one rank of a distributed launch (see :mod:`alm_bench.distributed`):
+    rank 0 returns the summary, the other ranks serve model calls and return an empty one."""
+    from . import distributed
+
+    world = World.from_env()
+    if world.distributed:
+        config = replace(config, device=world.device(config.device))
+        distributed.start(world, config.device)
     try:
-        return runner.run()
+        runner = Runner(config, registry, progress if world.rank == 0 else None, world)
+        try:
+            if world.rank > 0:
+                serve(runner.local, world)
+                return RunSummary()
+            try:
+                return runner.run()
+            finally:
+                if world.distributed:
+                    runner.executor.close()
+        finally:
+            runner.cache.close()
     finally:
-        runner.cache.close()
+        distributed.stop()

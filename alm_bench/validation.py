@@ -16,6 +16,7 @@ class ValidatedModel:
     def __init__(self, model: Model, plugin: str = "") -> None:
         self.model = model
         self.plugin = plugin or "?"
+        self.capabilities = model.capabilities
         self._dims: dict[str, int] = {}
 
     def _fail(self, method: str, what: str) -> ModelOutputError:
@@ -37,8 +38,9 @@ class ValidatedModel:
             raise self._fail(method, "returned non-finite values (nan or inf)")
         return arr
 
-    def generate(self, requests: Sequence[GenerateRequest], config: GenerationConfig) -> list[str]:
-        out = self.model.generate(list(requests), config)
+    # ``extra`` carries ``answers=`` to reference models (see Capabilities.reference)
+    def generate(self, requests: Sequence[GenerateRequest], config: GenerationConfig, **extra) -> list[str]:
+        out = self.model.generate(list(requests), config, **extra)
         if not isinstance(out, (list, tuple)) or len(out) != len(requests):
             got = len(out) if isinstance(out, (list, tuple)) else type(out).__name__
             raise self._fail("generate", f"returned {got} outputs for {len(requests)} requests; expected one text each")
@@ -46,14 +48,14 @@ class ValidatedModel:
             raise self._fail("generate", "returned a non-string output; return one str per request")
         return list(out)
 
-    def embed(self, clips: Sequence[Clip]) -> np.ndarray:
-        return self._matrix("embed", self.model.embed(list(clips)), len(clips))
+    def embed(self, clips: Sequence[Clip], **extra) -> np.ndarray:
+        return self._matrix("embed", self.model.embed(list(clips), **extra), len(clips))
 
-    def embed_text(self, texts: Sequence[str]) -> np.ndarray:
-        return self._matrix("embed_text", self.model.embed_text(list(texts)), len(texts))
+    def embed_text(self, texts: Sequence[str], **extra) -> np.ndarray:
+        return self._matrix("embed_text", self.model.embed_text(list(texts), **extra), len(texts))
 
-    def score(self, requests: Sequence[ScoreRequest]) -> list[np.ndarray]:
-        out = self.model.score(list(requests))
+    def score(self, requests: Sequence[ScoreRequest], **extra) -> list[np.ndarray]:
+        out = self.model.score(list(requests), **extra)
         if not isinstance(out, (list, tuple)) or len(out) != len(requests):
             raise self._fail("score", f"returned {len(out) if isinstance(out, (list, tuple)) else type(out).__name__}"
                              f" results for {len(requests)} requests; expected one array of scores each")

@@ -260,7 +260,7 @@ class Instruments:
                 tally.add("decode_wait", time.perf_counter() - start)
                 return original(self_, batch)
             return wrapped
-        self._patch(alm_bench.executor.Executor, "_run_batch", wait_for_audio)
+        self._patch(alm_bench.executor.LocalExecutor, "_run_batch", wait_for_audio)
 
         if self.serial_decoding:  # baseline: decode each batch in the main thread, just before its model call
             def serial(original):
@@ -272,7 +272,7 @@ class Instruments:
                         yield batch
                         batch.decoded = None
                 return decoded_batches
-            self._patch(alm_bench.executor.Executor, "_decoded_batches", serial)
+            self._patch(alm_bench.executor.LocalExecutor, "_decoded_batches", serial)
 
         for key, factory in list(self.registry.text_encoders.items()):
             self._patch_encoder(key, factory)

@@ -1,9 +1,10 @@
 """Reference models that bracket every score: ``oracle`` (ground truth) and ``chance`` (uniform guesses).
 
-Neither listens to audio.  Evaluators file, per request, the output a perfect model gives and the
-closed set of answers where there is one (:mod:`alm_bench.answer_key`); the oracle returns the
-former and the chance model a seeded uniform pick from the latter.  Requests filed nowhere (e.g.
-from ``alm-bench validate-model``) still get deterministic, well-formed outputs.
+Neither listens to audio.  Both declare the ``reference`` capability, so each call also receives
+the ground truth of its requests (:mod:`alm_bench.answer_key`): the output a perfect model gives and
+the closed set of answers where there is one.  The oracle returns the former and the chance model a
+seeded uniform pick from the latter.  Requests without an answer (e.g. from ``alm-bench
+validate-model``) still get deterministic, well-formed outputs.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ import time
 import numpy as np
 
 from alm_bench import AudioFormat, Capabilities, Model, hookimpl
-from alm_bench.answer_key import ANSWERS
+from alm_bench.answer_key import AnswerKey
 from alm_bench.calls import content_key
 
-ALL = Capabilities(generate=True, embed=True, score=True, interleaved=True, text_encoder=True, shared_space=True)
+ALL = Capabilities(generate=True, embed=True, score=True, interleaved=True, text_encoder=True, shared_space=True,
+                   reference=True)
+NO_ANSWERS = AnswerKey()
 
 
 def _rng(*parts) -> np.random.Generator:
@@ -46,32 +49,33 @@ class OracleModel(Model):
         # near-orthogonal random directions, one per facet, summed
         return _unit(sum(_rng("facet", f).standard_normal(self.dim) for f in facets))
 
-    def _ideal(self, kind, request, default):
-        answer = ANSWERS.get(content_key(kind, request))
+    @staticmethod
+    def _ideal(answers: AnswerKey, kind, request, default):
+        answer = answers.get(kind, request)
         return default if answer is None else answer.ideal
 
-    def generate(self, requests, config):
-        return [str(self._ideal("generate", r, "")) for r in requests]
+    def generate(self, requests, config, answers: AnswerKey = NO_ANSWERS):
+        return [str(self._ideal(answers, "generate", r, "")) for r in requests]
 
-    def score(self, requests):
+    def score(self, requests, answers: AnswerKey = NO_ANSWERS):
         out = []
         for request in requests:
-            ideal = self._ideal("score", request, ())
+            ideal = self._ideal(answers, "score", request, ())
             ideal = {ideal} if isinstance(ideal, str) else set(ideal)
             out.append(np.array([0.0 if c in ideal else -10.0 for c in request.candidates]))
         return out
 
-    def embed(self, clips):
+    def embed(self, clips, answers: AnswerKey = NO_ANSWERS):
         # a clip embeds as everything true of it (its labels and captions) plus its identity
         return np.stack([
-            self._vector([f for t in self._ideal("embed", c, ()) for f in text_facets(t)] + [f"audio:{c.sha}"])
+            self._vector([f for t in self._ideal(answers, "embed", c, ()) for f in text_facets(t)] + [f"audio:{c.sha}"])
             for c in clips
         ])
 
-    def embed_text(self, texts):
-        # a reference caption also points at the clips it describes
+    def embed_text(self, texts, answers: AnswerKey = NO_ANSWERS):
+        # a reference caption also points at the clips it describes (its ideal: their hashes)
         return np.stack([
-            self._vector(text_facets(t) + [f"audio:{sha}" for sha in sorted(ANSWERS.caption_owners.get(t, ()))])
+            self._vector(text_facets(t) + [f"audio:{sha}" for sha in self._ideal(answers, "embed_text", t, ())])
             for t in texts
         ])
 
@@ -103,27 +107,27 @@ class ChanceModel(Model):
         if self.latency:
             time.sleep(self.latency * n)
 
-    def generate(self, requests, config):
+    def generate(self, requests, config, answers: AnswerKey = NO_ANSWERS):
         self._wait(len(requests))
         out = []
         for request in requests:
             key = content_key("generate", request)
-            answer = ANSWERS.get(key)
+            answer = answers.get("generate", request)
             choices = answer.choices if answer is not None else ()
             out.append(str(choices[_rng(self.seed, key).integers(len(choices))]) if choices else "")
         return out
 
-    def score(self, requests):
+    def score(self, requests, answers: AnswerKey = NO_ANSWERS):
         self._wait(len(requests))
         # one draw per (clip, prompt, candidate): independent of the candidates' order
         return [np.array([_rng(self.seed, "score", r.clip.sha, r.prompt, c).standard_normal() for c in r.candidates])
                 for r in requests]
 
-    def embed(self, clips):
+    def embed(self, clips, answers: AnswerKey = NO_ANSWERS):
         self._wait(len(clips))
         return np.stack([_rng(self.seed, "audio", c.sha).standard_normal(self.dim) for c in clips])
 
-    def embed_text(self, texts):
+    def embed_text(self, texts, answers: AnswerKey = NO_ANSWERS):
         return np.stack([_rng(self.seed, "text", t).standard_normal(self.dim) for t in texts])
 
 

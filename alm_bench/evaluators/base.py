@@ -74,11 +74,11 @@ class EvalContext:
             else:
                 digest.update(json.dumps(part, sort_keys=True, default=str).encode())
         key = f"scoring:{name}:{digest.hexdigest()}"
-        cached = self.executor.cache.get_many([key])
+        cached = self.executor.recall([key])
         if key in cached:
             return decode(json.loads(cached[key]))
         value = compute()
-        self.executor.cache.put_many({key: json.dumps(encode(value))})
+        self.executor.remember({key: json.dumps(encode(value))})
         return value
 
     def clip_texts(self, item: Item) -> tuple[str, ...]:
