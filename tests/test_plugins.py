@@ -91,17 +91,18 @@ def test_invalid_registrations_are_reported_by_plugin_name():
 
 
 class Reranker(Model):
-    """Wraps another registered model: re-ranks its log-likelihoods (like the RPG variant wraps Pengi)."""
+    """Wraps another registered model: re-ranks its log-likelihoods (like the RPG variant wraps Pengi).
+    It wraps the oracle, so it is a reference model too and passes the ground truth on."""
 
     name = "reranker"
-    capabilities = Capabilities(score=True)
+    capabilities = Capabilities(score=True, reference=True)
 
     def __init__(self, base: str = "oracle", registry=None):
         self.base = (registry or _REGISTRY[0]).load_model(base)
         self.audio_format = self.base.audio_format
 
-    def score(self, requests):
-        return [-np.asarray(s) for s in self.base.score(requests)]  # worst first: inverts the ranking
+    def score(self, requests, answers=None):
+        return [-np.asarray(s) for s in self.base.score(requests, answers=answers)]  # worst first: inverted
 
 
 _REGISTRY = []
