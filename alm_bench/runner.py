@@ -243,7 +243,7 @@ class Runner:
         except OSError as exc:  # e.g. the synthetic data built into a full or read-only cache
             if not is_storage_fault(exc):
                 raise
-            raise fault(exc, f"write the data of task {spec.id} to", exc.filename or self.config.cache_dir,
+            raise fault(exc, f"prepare the data of task {spec.id} in", exc.filename or self.config.cache_dir,
                         "pass --cache-dir DIR elsewhere") from exc
         if not items:
             raise DataMissing(f"task {spec.id}: the dataset holds no items; check --data-dir")

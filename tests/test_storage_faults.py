@@ -135,21 +135,22 @@ def test_full_output_disk_keeps_earlier_results_and_says_so(capsys, data_cache, 
         assert assert_whole(out) == ["synth-count"]
 
 
-def test_file_size_limit_ends_the_run_cleanly(cache_dir, tmp_path):
+def test_file_size_limit_ends_the_run_cleanly(registry, capsys, data_cache, tmp_path):
     """The same fault for any user: a file-size limit (Python ignores SIGXFSZ, so the write fails with EFBIG)."""
+    for task in TASKS.split(","):  # the data is built before the limit
+        spec = registry.tasks[task]
+        registry.loaders[spec.dataset.loader](spec, None, data_cache)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
     limit = 34 * 1024  # synth-count's records (30 kB) fit, synth-events' (39 kB) do not
-
-    def cap():
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-
-    out = tmp_path / "out"
-    result = subprocess.run([sys.executable, "-m", "alm_bench.cli", "run", "--model", "oracle", "--task", TASKS,
-                             "--method", "text_matching,qa", "--no-cache", "--output-dir", str(out)],
-                            env={**os.environ, "ALM_BENCH_CACHE": str(cache_dir)}, preexec_fn=cap,
-                            capture_output=True, text=True)
-    assert result.returncode == 74, result.stderr
-    assert "file too large" in error_line(result.stderr)
-    assert assert_whole(out) == ["synth-count"]
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        code, _, err = main(capsys, "run", "--model", "oracle", "--task", TASKS, "--method", "text_matching,qa",
+                            "--no-cache", "--output-dir", str(tmp_path / "out"), "--cache-dir", str(data_cache))
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    assert code == 74, err
+    assert "file too large" in error_line(err)
+    assert assert_whole(tmp_path / "out") == ["synth-count"]
 
 
 def test_full_cache_disk_rolls_back_the_batch_and_says_so(capsys, cache_dir, tmp_path):
