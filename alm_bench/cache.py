@@ -2,7 +2,10 @@
 
 One SQLite database per cache directory, in WAL mode: each batch of outputs is committed in one
 transaction, so a run killed at any point loses at most the batch in flight, and several runs may
-share one directory (SQLite serialises the writers; readers never see half a batch).
+share one directory (SQLite serialises the writers; readers never see half a batch).  A cache that
+cannot be written (a read-only mount of a lab's populated cache, a folder of someone else's) is used
+read-only: hits are served, misses are computed and not stored.  A write that fails (disk full) rolls
+its batch back and raises a one-line ``StorageError``.
 """
 
 from __future__ import annotations
@@ -10,11 +13,15 @@ from __future__ import annotations
 import io
 import sqlite3
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
 
+from .storage import fault, is_storage_fault, reason, write_problem
+
+_ELSEWHERE = "pass --cache-dir DIR elsewhere, or --no-cache"
 _SCHEMA = "CREATE TABLE IF NOT EXISTS outputs (key TEXT PRIMARY KEY, value BLOB NOT NULL)"
 
 
@@ -34,20 +41,57 @@ def decode(blob: bytes) -> Any:
 
 
 class OutputCache:
-    """``get_many``/``put_many`` over hashed request keys; ``OutputCache(None)`` caches nothing."""
+    """``get_many``/``put_many`` over hashed request keys; ``OutputCache(None)`` caches nothing.
+
+    ``read_only`` holds why the cache is used read-only ("" when it is writable)."""
 
     def __init__(self, directory: Path | str | None) -> None:
         self.directory = Path(directory) if directory else None
+        self.read_only = ""
         self._db: sqlite3.Connection | None = None
-        if self.directory is not None:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.directory / "outputs.sqlite", timeout=120, isolation_level=None)
+        if self.directory is None:
+            return
+        self.path = self.directory / "outputs.sqlite"
+        problem = write_problem(self.directory) or self._file_problem()
+        if problem is not None:
+            self.read_only = reason(problem)
+            self._db = self._open_read_only()
+            return
+        try:
+            self._db = sqlite3.connect(self.path, timeout=120, isolation_level=None)
             self._retry(lambda: self._db.execute("PRAGMA journal_mode=WAL"))
             self._db.execute("PRAGMA busy_timeout=120000")
             # WAL + NORMAL: no fsync per commit (it cost 4-7 ms per batch); a killed run still keeps
             # every committed batch, only an OS crash or power loss may drop the last few.
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._retry(lambda: self._db.execute(_SCHEMA))
+        except sqlite3.OperationalError as exc:
+            if not is_storage_fault(exc):
+                raise
+            raise fault(exc, "open the output cache", self.path, _ELSEWHERE) from exc
+
+    def _file_problem(self) -> OSError | None:
+        try:
+            with open(self.path, "ab"):  # opened for writing, nothing written
+                pass
+        except OSError as exc:
+            return exc
+        return None
+
+    def _open_read_only(self) -> sqlite3.Connection | None:
+        if not self.path.is_file():
+            return None  # nothing cached: every call is a miss
+        uri = "file:" + urllib.parse.quote(str(self.path.resolve()))
+        # mode=ro sees other writers' commits but needs the -shm file or the right to create it; on a
+        # read-only mount nobody can change the file, so it is read as immutable (no -shm needed)
+        for mode in ("mode=ro", "immutable=1"):
+            try:
+                db = sqlite3.connect(f"{uri}?{mode}", uri=True)
+                db.execute("SELECT 1 FROM outputs LIMIT 1")
+                return db
+            except sqlite3.OperationalError:
+                continue
+        return None
 
     @staticmethod
     def _retry(action, attempts: int = 50):
@@ -73,16 +117,21 @@ class OutputCache:
         return found
 
     def put_many(self, values: dict[str, Any]) -> None:
-        if self._db is None or not values:
+        if self._db is None or self.read_only or not values:
             return
         rows = [(key, encode(value)) for key, value in values.items()]
 
         def write():
-            with self._db:  # one transaction
+            with self._db:  # one transaction: rolled back whole if the disk fills
                 self._db.execute("BEGIN IMMEDIATE")
                 self._db.executemany("INSERT OR IGNORE INTO outputs (key, value) VALUES (?, ?)", rows)
 
-        self._retry(write)
+        try:
+            self._retry(write)
+        except sqlite3.OperationalError as exc:
+            if not is_storage_fault(exc):
+                raise
+            raise fault(exc, "store model outputs in", self.path, _ELSEWHERE) from exc
 
     def __len__(self) -> int:
         if self._db is None:

@@ -1,7 +1,8 @@
 """The ``alm-bench`` command line.
 
 User errors (unknown model/task/method, missing data, bad arguments) print one line and exit with
-code 2; ``--verbose`` shows the traceback instead.
+code 2; storage faults (disk full, read-only, permission denied) print one line and exit with code 74
+after listing what was saved; ``--verbose`` shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .errors import DistributedError, PluginError, UsageError
+from .errors import DistributedError, PluginError, StorageError, UsageError
 from .protocol import GenerationConfig
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -95,6 +96,9 @@ def run(
     temperature: Optional[float] = typer.Option(None, "--temperature", min=0.0, help="default: the model's own"),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="default: $ALM_BENCH_CACHE or ~/.cache/alm-bench"),
     no_cache: bool = typer.Option(False, "--no-cache", help="do not read or write cached model outputs"),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1,
+                                          help="CPU threads for the model; default: the CPUs this process may use "
+                                               "(affinity, cgroup quota) less the audio decode workers"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="show tracebacks"),
 ) -> None:
     """Evaluate a model on tasks; writes results JSON + item-level JSONL and prints a table."""
@@ -110,18 +114,32 @@ def run(
         data_dir=data_dir, output_dir=output_dir, cache_dir=cache_dir or default_cache_dir(), use_cache=not no_cache,
         limit=limit, batch_size=batch_size, device=device, seed=seed, text_encoder=text_encoder,
         generation=GenerationConfig(num_beams=num_beams, max_new_tokens=max_new_tokens, temperature=temperature),
+        threads=threads,
     )
     if World.from_env().rank > 0:  # a distributed run's other ranks serve model calls, silently
         run_benchmark(config, default_registry())
         return
     registry = _registry()
-    with _progress() as open_bar:
-        summary = run_benchmark(config, registry, open_bar)
+    try:
+        with _progress() as open_bar:
+            summary = run_benchmark(config, registry, open_bar, _note)
+    except StorageError as exc:
+        if exc.summary is not None:  # the run had started: list what is safely on disk
+            _print_summary(exc.summary, output_dir, saved=True)
+        raise
     _print_summary(summary, output_dir)
 
 
-def _print_summary(summary, output_dir: Path) -> None:
-    table = Table(title="alm-bench results")
+def _note(line: str) -> None:
+    errors.print(f"note: {line}", highlight=False, markup=False)
+
+
+def _print_summary(summary, output_dir: Path, saved: bool = False) -> None:
+    if saved:
+        console.print(f"saved before the error: {len(summary.results)} results in {output_dir}/", highlight=False)
+        if not summary.results:
+            return
+    table = Table(title="alm-bench results (saved before the error)" if saved else "alm-bench results")
     for column in ("task", "method", "prompt", "metric", "value", "items", "failed"):
         table.add_column(column, justify="right" if column in ("value", "items", "failed") else "left")
     for r in summary.results:
@@ -134,7 +152,8 @@ def _print_summary(summary, output_dir: Path) -> None:
     console.print(table)
     for s in summary.skipped:
         console.print(f"[yellow]skipped[/] {s.task} {s.method}: {s.reason}", highlight=False)
-    console.print(f"results in {output_dir}/ ({summary.seconds:.1f} s)")
+    if not saved:
+        console.print(f"results in {output_dir}/ ({summary.seconds:.1f} s)")
 
 
 @list_app.command("models")
@@ -274,7 +293,7 @@ def leaderboard(
 def main() -> None:
     try:
         app()
-    except (UsageError, PluginError, DistributedError) as exc:
+    except (UsageError, PluginError, DistributedError, StorageError) as exc:
         if _VERBOSE["on"]:
             raise
         errors.print(f"error: {exc}", highlight=False, markup=False)

@@ -31,3 +31,17 @@ class DistributedError(Exception):
     saved and re-running resumes from the cache. The CLI prints one line and exits with code 4."""
 
     exit_code = 4
+
+
+class StorageError(Exception):
+    """A file or folder could not be written: no space, read-only, permission denied, quota, size limit.
+
+    The message is one line: which path, what failed and what to do. The CLI exits with code 74
+    (``EX_IOERR``) after listing the results saved before the failure (``summary``, set by the runner).
+    """
+
+    exit_code = 74
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.summary = None

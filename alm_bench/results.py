@@ -1,5 +1,5 @@
 """Results files: one JSON of metrics and provenance and one JSONL of item records per
-(model, task, method, prompt), written atomically so a crash never leaves a truncated file."""
+(model, task, method, prompt), written atomically so a crash or a full disk never leaves a truncated file."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .storage import fault, file_mode, is_storage_fault
 
 
 def slug(text: str) -> str:
@@ -67,22 +69,40 @@ def _json_default(value: Any) -> Any:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    write_files({path: text})
+
+
+def write_files(texts: dict[Path, str]) -> None:
+    """Write every file whole or not at all: each goes to a temporary sibling first and all are renamed
+    into place only once all are written (a full disk fails while writing, never half-way through the
+    renames).  New files get the umask's mode, as ``open()`` would give them."""
+    staged: dict[Path, str] = {}
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
+        for path, text in texts.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, staged[path] = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                os.fchmod(fh.fileno(), file_mode())
+                fh.write(text)
+        for path, tmp in staged.items():
+            os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        for tmp in staged.values():
+            Path(tmp).unlink(missing_ok=True)
         raise
 
 
 def write_result(output_dir: Path, result: Result, records: list[dict]) -> Path:
-    """Write ``<output_dir>/<model>/<task>/<method>[--<prompt>].json`` and its ``.jsonl``."""
+    """Write ``<output_dir>/<model>/<task>/<method>[--<prompt>].json`` and its ``.jsonl``, both or neither."""
     base = Path(output_dir) / result.model / result.task / result.stem()
     lines = "".join(json.dumps(r, default=_json_default, ensure_ascii=False) + "\n" for r in records)
-    write_atomic(base.with_suffix(".jsonl"), lines)
     path = base.with_suffix(".json")
-    write_atomic(path, json.dumps(result.to_json(), default=_json_default, indent=2, ensure_ascii=False) + "\n")
+    summary = json.dumps(result.to_json(), default=_json_default, indent=2, ensure_ascii=False) + "\n"
+    try:
+        write_files({base.with_suffix(".jsonl"): lines, path: summary})
+    except OSError as exc:
+        if not is_storage_fault(exc):
+            raise
+        raise fault(exc, "write results to", exc.filename or base.parent,
+                    "pass --output-dir DIR elsewhere") from exc
     return path

@@ -21,14 +21,17 @@ from .cache import OutputCache
 from .calls import Call, config_hash, content_key
 from .data import DataMissing, Item, fingerprint
 from .distributed import DistributedExecutor, World, serve
-from .errors import ItemError, UsageError
+from .errors import ItemError, StorageError, UsageError
 from .evaluators import EvalContext, Method
 from .executor import Executor, LocalExecutor, Stats
 from .plugins import Registry, default_registry
 from .protocol import GenerationConfig, ModelInfo
 from .results import Result, write_result
 from .specs import TaskSpec
+from .storage import fault, is_storage_fault, require_writable
 from .text_encoders import normalize_rows
+from .threads import apply as apply_threads
+from .threads import default_threads
 from .validation import ValidatedModel
 
 
@@ -57,6 +60,8 @@ class RunConfig:
     text_encoder: str | None = None
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     workers: int = 2
+    #: CPU threads for the model; None: the CPUs the process may use, less the decode workers
+    threads: int | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,8 @@ class RunSummary:
 
 
 Progress = Callable[[str, int], Callable[[int], None]]
+#: one line for the user (e.g. that the cache is used read-only)
+Notify = Callable[[str], None]
 
 
 def select_tasks(registry: Registry, pattern: str) -> tuple[list[TaskSpec], bool]:
@@ -138,16 +145,24 @@ def caption_owners(items: list[Item], shas: dict[str, str]) -> dict[str, tuple[s
 
 class Runner:
     def __init__(self, config: RunConfig, registry: Registry | None = None, progress: Progress | None = None,
-                 world: World = World()) -> None:
+                 world: World = World(), notify: Notify | None = None) -> None:
         self.config = config
         self.world = world
         self.registry = registry or default_registry()
         self.progress = progress or (lambda description, total: (lambda n: None))
         self.info: ModelInfo = self.registry.model_info(config.model)
+        # storage first: a folder that cannot be written fails before any model is built
+        if world.rank == 0:  # the rank that writes results
+            require_writable(Path(config.output_dir), "results", "pass --output-dir DIR elsewhere")
+        self.cache = OutputCache(Path(config.cache_dir) / "outputs" if config.use_cache else None)
+        if self.cache.read_only and notify:
+            notify(f"cache {self.cache.directory} is read-only ({self.cache.read_only}): cached outputs are used, "
+                   f"new ones are computed and not stored")
         self.model = self.registry.load_model(config.model, config.model_args).to(config.device)
+        self.threads = config.threads or default_threads(config.workers)
+        apply_threads(self.threads)
         self.model_config = {**self.model.config(), "audio": self.model.audio_format.describe()}
         self.model_key = f"{config.model}:{config_hash(self.model_config)}"
-        self.cache = OutputCache(Path(config.cache_dir) / "outputs" if config.use_cache else None)
         self.local = LocalExecutor(ValidatedModel(self.model, self.info.plugin), self.model_key,
                                    self.model.audio_format, self.cache, config.generation, config.batch_size,
                                    config.workers)
@@ -209,16 +224,27 @@ class Runner:
         unknown = [m for m in self.config.methods if m not in self.registry.methods]
         if unknown:
             raise UsageError(f"unknown method {unknown[0]!r}; known methods: {', '.join(sorted(self.registry.methods))}")
-        for spec in tasks:
-            self._run_task(spec, explicit, summary)
-        summary.seconds = time.perf_counter() - start
+        try:
+            for spec in tasks:
+                self._run_task(spec, explicit, summary)
+        except StorageError as exc:
+            exc.summary = summary  # what was saved before the failure
+            raise
+        finally:
+            summary.seconds = time.perf_counter() - start
         return summary
 
     def _load(self, spec: TaskSpec) -> list[Item]:
         loader = self.registry.loaders.get(spec.dataset.loader)
         if loader is None:
             raise UsageError(f"task {spec.id}: no dataset loader {spec.dataset.loader!r} is installed")
-        items = loader(spec, self.config.data_dir, Path(self.config.cache_dir))
+        try:
+            items = loader(spec, self.config.data_dir, Path(self.config.cache_dir))
+        except OSError as exc:  # e.g. the synthetic data built into a full or read-only cache
+            if not is_storage_fault(exc):
+                raise
+            raise fault(exc, f"prepare the data of task {spec.id} in", exc.filename or self.config.cache_dir,
+                        "pass --cache-dir DIR elsewhere") from exc
         if not items:
             raise DataMissing(f"task {spec.id}: the dataset holds no items; check --data-dir")
         return items
@@ -296,6 +322,7 @@ class Runner:
             "batch_size": self.config.batch_size,
             "device": self.config.device,
             "world_size": self.world.size,
+            "threads": self.threads,
             "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "python": sys.version.split()[0],
             "platform": platform.platform(),
@@ -307,7 +334,8 @@ class Runner:
                       outcome.unavailable, outcome.details)
 
 
-def run(config: RunConfig, registry: Registry | None = None, progress: Progress | None = None) -> RunSummary:
+def run(config: RunConfig, registry: Registry | None = None, progress: Progress | None = None,
+        notify: Notify | None = None) -> RunSummary:
     """Run in this process, or as one rank of a distributed launch (see :mod:`alm_bench.distributed`):
     rank 0 returns the summary, the other ranks serve model calls and return an empty one."""
     from . import distributed
@@ -317,7 +345,8 @@ def run(config: RunConfig, registry: Registry | None = None, progress: Progress 
         config = replace(config, device=world.device(config.device))
         distributed.start(world, config.device)
     try:
-        runner = Runner(config, registry, progress if world.rank == 0 else None, world)
+        lead = world.rank == 0
+        runner = Runner(config, registry, progress if lead else None, world, notify if lead else None)
         try:
             if world.rank > 0:
                 serve(runner.local, world)

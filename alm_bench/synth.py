@@ -12,7 +12,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
+import socket
 import time
 import uuid
 from dataclasses import dataclass
@@ -442,7 +444,8 @@ def render_item(name: str, split: str, index: int) -> tuple[list[np.ndarray], di
 
 # ---- files ----
 
-_STALE_SECONDS = 3600  # a temporary split this old belongs to a killed build, not a slow one
+_STALE_SECONDS = 3600  # a builder on another host (shared storage) is presumed dead after this long
+_OWNER = re.compile(r"\.tmp-(\d+)@(.*)-[0-9a-f]{8}$")  # .<split>.tmp-<pid>@<host>-<random>
 
 
 def build_dataset(name: str, split: str, root: Path) -> Path:
@@ -451,6 +454,7 @@ def build_dataset(name: str, split: str, root: Path) -> Path:
     The split is built in a temporary sibling and renamed into place, so a killed build never leaves a
     directory that looks complete, and concurrent builders all end up with the same valid one."""
     final = Path(root) / name / split
+    _remove_stale(final)
     if (final / "metadata.jsonl").is_file():
         return final
     if split not in DATASETS.get(name, {}):
@@ -458,7 +462,7 @@ def build_dataset(name: str, split: str, root: Path) -> Path:
     if final.exists() and any(final.iterdir()):
         # never written by a build (those appear whole); root may be the user's own data directory
         raise FileExistsError(f"{final} exists without metadata.jsonl: not a synthetic split; move it away")
-    tmp = final.parent / f".{split}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp = final.parent / f".{split}.tmp-{os.getpid()}@{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
     (tmp / "audio").mkdir(parents=True)
     try:
         _write_split(name, split, tmp)
@@ -471,7 +475,6 @@ def build_dataset(name: str, split: str, root: Path) -> Path:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _remove_stale(final)
     return final
 
 
@@ -486,10 +489,28 @@ def _write_split(name: str, split: str, directory: Path) -> None:
 
 
 def _remove_stale(final: Path) -> None:
+    """Remove the temporary splits of builds that were killed: on this host, those whose process is gone,
+    whatever their age; from another host, those untouched for an hour."""
     for leftover in final.parent.glob(f".{final.name}.tmp-*"):
-        try:
-            stale = time.time() - leftover.stat().st_mtime > _STALE_SECONDS
-        except FileNotFoundError:  # its builder just finished or discarded it
-            continue
-        if stale:
+        if _abandoned(leftover):
             shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _abandoned(leftover: Path) -> bool:
+    owner = _OWNER.search(leftover.name)
+    if owner and owner[2] == socket.gethostname():
+        return not _alive(int(owner[1]))
+    try:
+        return time.time() - leftover.stat().st_mtime > _STALE_SECONDS
+    except FileNotFoundError:  # its builder just finished or discarded it
+        return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
