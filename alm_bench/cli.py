@@ -1,7 +1,7 @@
 """The ``alm-bench`` command line.
 
-User errors (unknown model/task/method, missing data, bad arguments) print one line and exit with
-code 2; ``--verbose`` shows the traceback instead.
+User errors (unknown model/task/method, missing data, bad arguments) and a model that breaks the
+protocol mid-run print one line and exit with code 2; ``--verbose`` shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .errors import DistributedError, PluginError, UsageError
+from .errors import DistributedError, ModelOutputError, PluginError, UsageError
 from .protocol import GenerationConfig
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -95,6 +95,8 @@ def run(
     temperature: Optional[float] = typer.Option(None, "--temperature", min=0.0, help="default: the model's own"),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="default: $ALM_BENCH_CACHE or ~/.cache/alm-bench"),
     no_cache: bool = typer.Option(False, "--no-cache", help="do not read or write cached model outputs"),
+    control: Optional[str] = typer.Option(None, "--control",
+                                          help="silence | shuffle: replace every clip by silence, or permute clips"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="show tracebacks"),
 ) -> None:
     """Evaluate a model on tasks; writes results JSON + item-level JSONL and prints a table."""
@@ -110,6 +112,7 @@ def run(
         data_dir=data_dir, output_dir=output_dir, cache_dir=cache_dir or default_cache_dir(), use_cache=not no_cache,
         limit=limit, batch_size=batch_size, device=device, seed=seed, text_encoder=text_encoder,
         generation=GenerationConfig(num_beams=num_beams, max_new_tokens=max_new_tokens, temperature=temperature),
+        control=control,
     )
     if World.from_env().rank > 0:  # a distributed run's other ranks serve model calls, silently
         run_benchmark(config, default_registry())
@@ -122,14 +125,17 @@ def run(
 
 def _print_summary(summary, output_dir: Path) -> None:
     table = Table(title="alm-bench results")
-    for column in ("task", "method", "prompt", "metric", "value", "items", "failed"):
-        table.add_column(column, justify="right" if column in ("value", "items", "failed") else "left")
+    for column in ("task", "method", "prompt", "metric", "value", "95% CI", "items", "failed"):
+        table.add_column(column, justify="right" if column in ("value", "95% CI", "items", "failed") else "left")
     for r in summary.results:
         # the spec's headline metric, or the method's first (e.g. a probe on a captioning-metric task)
         metric = r.primary_metric if r.primary_metric in r.metrics else next(iter(r.metrics))
-        value = r.metrics[metric]
+        value, interval = r.metrics[metric], r.intervals.get(metric)
         items = f"{r.n_items} (partial)" if r.partial else str(r.n_items)
-        table.add_row(r.task, r.method, r.prompt, metric, "n/a" if value is None else f"{value:.4f}", items,
+        ci = f"{interval['low']:.4f}–{interval['high']:.4f}" if interval else ""
+        if r.control and metric in r.control_effect.get("fell_by", {}):
+            ci += f" ({r.control}: fell by {r.control_effect['fell_by'][metric]:.4f})"
+        table.add_row(r.task, r.method, r.prompt, metric, "n/a" if value is None else f"{value:.4f}", ci, items,
                       str(r.n_failed))
     console.print(table)
     for s in summary.skipped:
@@ -259,6 +265,23 @@ def validate_model(
         raise typer.Exit(1)
 
 
+@app.command("compare")
+def compare_runs(
+    run_a: Path = typer.Argument(..., help="output directory (or results file) of run A"),
+    run_b: Path = typer.Argument(..., help="output directory (or results file) of run B"),
+    output: Optional[Path] = typer.Option(None, "--output", help="also write the markdown table here"),
+    seed: int = typer.Option(0, "--seed", help="seed of the bootstrap resamples"),
+) -> None:
+    """Paired comparison of two runs on the same items: B - A per metric, with 95% intervals and p-values."""
+    from .compare import compare, markdown
+    from .results import write_atomic
+
+    text = markdown(compare(run_a, run_b, _registry().methods, seed), str(run_a), str(run_b))
+    console.print(text, highlight=False, markup=False, soft_wrap=True)
+    if output is not None:
+        write_atomic(output, text)
+
+
 @app.command("leaderboard")
 def leaderboard(
     results_dir: Path = typer.Option(Path("leaderboard/results"), "--results-dir", help="results JSON files (recursive)"),
@@ -274,7 +297,7 @@ def leaderboard(
 def main() -> None:
     try:
         app()
-    except (UsageError, PluginError, DistributedError) as exc:
+    except (UsageError, PluginError, DistributedError, ModelOutputError) as exc:
         if _VERBOSE["on"]:
             raise
         errors.print(f"error: {exc}", highlight=False, markup=False)
