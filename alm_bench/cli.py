@@ -291,7 +291,8 @@ def leaderboard(
     from .leaderboard import load_results, write_leaderboard
 
     runs = load_results(results_dir)  # bad input fails before the plugins load
-    console.print(f"wrote {write_leaderboard(runs, _registry().tasks, output)}", highlight=False)
+    registry = _registry()
+    console.print(f"wrote {write_leaderboard(runs, registry.tasks, output, registry.methods)}", highlight=False)
 
 
 def main() -> None:
