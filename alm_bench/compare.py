@@ -59,6 +59,14 @@ def compare(run_a: Path, run_b: Path, methods: Mapping[str, Method], seed: int =
     root_b, results_b = _runs(run_b)
     a, b = _by_key(results_a), _by_key(results_b)
     shared = sorted(a.keys() & b.keys())
+    # the same task and method run with other prompts on each side: say so rather than "nothing shared"
+    prompts_a, prompts_b = ({(k[0], k[1], k[3]): k[2] for k in side} for side in (a, b))
+    differ = sorted(k for k in prompts_a.keys() & prompts_b.keys() if prompts_a[k] != prompts_b[k])
+    if differ and not shared:
+        task, method, _ = differ[0]
+        raise UsageError(f"task {task} method {method}: the two runs used different prompts "
+                         f"({prompts_a[differ[0]]!r} and {prompts_b[differ[0]]!r}); "
+                         "compare runs with the same --prompt")
     if not shared:
         raise UsageError(f"{run_a} and {run_b} share no (task, method, prompt) to compare; "
                          "run both models on the same tasks")
@@ -112,6 +120,8 @@ def markdown(differences: list[Difference], name_a: str, name_b: str) -> str:
                      f"{d.b - d.a:+.3f} [{d.low:+.3f}, {d.high:+.3f}] | {d.p_bootstrap:.3g} | {mcnemar_text} | "
                      f"{'**yes**' if d.significant else 'no'} |")
     significant = sum(d.significant for d in differences)
-    lines += ["", f"{significant} of {len(differences)} differences significant at the 5% level (paired bootstrap "
-              f"over the same items{', and McNemar for accuracies' if any(d.p_mcnemar is not None for d in differences) else ''})."]
+    tests = "paired bootstrap over the same items"
+    if any(d.p_mcnemar is not None for d in differences):
+        tests += ", and McNemar for accuracies"
+    lines += ["", f"{significant} of {len(differences)} differences significant at the 5% level ({tests})."]
     return "\n".join(lines) + "\n"

@@ -6,7 +6,6 @@ comparable with published numbers; the other metrics wrap scikit-learn where it 
 
 from __future__ import annotations
 
-import math
 import shutil
 import subprocess
 import unicodedata
@@ -117,16 +116,6 @@ def normalize_answer(text: str) -> str:
 def answers_match(prediction: str | None, answer: str) -> bool:
     """Whether a prediction equals the answer after normalisation; None (failed item) never matches."""
     return prediction is not None and normalize_answer(prediction) == normalize_answer(answer)
-
-
-def confidence_interval_95(values: Sequence[float]) -> tuple[float, float]:
-    """(mean, half-width) of the normal-approximation 95% confidence interval of the mean."""
-    if len(values) == 0:
-        raise ValueError("confidence interval of no values")
-    array = np.asarray(values, dtype=float)
-    if len(array) == 1:
-        return float(array[0]), 0.0
-    return float(array.mean()), float(1.96 * array.std(ddof=1) / math.sqrt(len(array)))
 
 
 # Scorers treat an empty hypothesis inconsistently (ROUGE-L scores it 1.0 against a blank reference),
