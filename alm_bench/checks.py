@@ -1,7 +1,8 @@
 """Conformance checks for model plugins, like scikit-learn's ``check_estimator``.
 
 ``check_model(model)`` exercises every capability the model declares on a few synthetic clips
-(batching, shapes, finite values, determinism, prompt handling) and returns one result per check;
+(batching, shapes, finite values, determinism, prompt handling, whether the outputs depend on the
+audio at all) and returns one result per check;
 each failure says what is wrong and how to fix it.  ``alm-bench validate-model NAME`` prints them.
 """
 
@@ -130,6 +131,38 @@ def check_shared_space(model, clips) -> None:
                           "shared_space means both map into one space of one size; otherwise do not declare it")
 
 
+def _differs(outputs: list) -> bool:
+    """Whether outputs for different clips differ at all."""
+    first = outputs[0]
+    if isinstance(first, str):
+        return any(o != first for o in outputs[1:])
+    return any(not np.array_equal(np.asarray(o), np.asarray(first)) for o in outputs[1:])
+
+
+def check_listens_to_audio(model, clips) -> None:
+    """A model none of whose outputs change with the clip is answering from the text alone.
+
+    Capabilities that fail are left to their own checks; with none working there is nothing to judge."""
+    caps, candidates = model.model.capabilities, ("a sine tone", "noise", "a chirp")
+    calls = {
+        "generate": lambda: model.generate([GenerateRequest.single(c, PROMPTS[0]) for c in clips], GENERATION),
+        "score": lambda: model.score([ScoreRequest(c, PROMPTS[0], candidates) for c in clips]),
+        "embed": lambda: list(model.embed(clips)),
+    }
+    listening = []
+    for capability, call in calls.items():
+        if getattr(caps, capability):
+            try:
+                listening.append(_differs(call()))
+            except Exception:  # reported by the capability's own check
+                continue
+    if listening and not any(listening):
+        raise CheckFailed("its outputs do not depend on the audio: a tone, a noise burst and a chirp get identical "
+                          "generate/score/embed outputs",
+                          "pass each request's clip waveform to the network (check the audio reaches the "
+                          "forward pass and is not dropped by the preprocessing or the prompt template)")
+
+
 #: (name, capability required or None, check)
 CHECKS: list[tuple[str, str | None, Callable]] = [
     ("declaration", None, check_declaration),
@@ -140,6 +173,7 @@ CHECKS: list[tuple[str, str | None, Callable]] = [
     ("score_batching_and_determinism", "score", check_score),
     ("embed_text", "text_encoder", check_embed_text),
     ("shared_space", "shared_space", check_shared_space),
+    ("listens_to_audio", None, check_listens_to_audio),
 ]
 
 
@@ -164,7 +198,7 @@ def check_model(model: Model, plugin: str = "", seed: int = 0) -> list[CheckResu
         return results
     clips = synthetic_clips(model.audio_format, seed)
     for name, capability, check in CHECKS[1:]:
-        if not getattr(model.capabilities, capability):
+        if capability is not None and not getattr(model.capabilities, capability):
             continue
         problem, fix = _run_one(check, ValidatedModel(model, plugin), model, clips)
         results.append(CheckResult(name, not problem, problem, fix))

@@ -1,8 +1,9 @@
 """The ``alm-bench`` command line.
 
-User errors (unknown model/task/method, missing data, bad arguments) print one line and exit with
-code 2; storage faults (disk full, read-only, permission denied) print one line and exit with code 74
-after listing what was saved; ``--verbose`` shows the traceback instead.
+User errors (unknown model/task/method, missing data, bad arguments) and a model that breaks the
+protocol mid-run print one line and exit with code 2; storage faults (disk full, read-only, permission
+denied) print one line and exit with code 74 after listing what was saved; ``--verbose`` shows the
+traceback instead.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .errors import DistributedError, PluginError, StorageError, UsageError
+from .errors import DistributedError, ModelOutputError, PluginError, StorageError, UsageError
 from .protocol import GenerationConfig
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -99,6 +100,8 @@ def run(
     threads: Optional[int] = typer.Option(None, "--threads", min=1,
                                           help="CPU threads for the model; default: the CPUs this process may use "
                                                "(affinity, cgroup quota) less the audio decode workers"),
+    control: Optional[str] = typer.Option(None, "--control",
+                                          help="silence | shuffle: replace every clip by silence, or permute clips"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="show tracebacks"),
 ) -> None:
     """Evaluate a model on tasks; writes results JSON + item-level JSONL and prints a table."""
@@ -115,6 +118,7 @@ def run(
         limit=limit, batch_size=batch_size, device=device, seed=seed, text_encoder=text_encoder,
         generation=GenerationConfig(num_beams=num_beams, max_new_tokens=max_new_tokens, temperature=temperature),
         threads=threads,
+        control=control,
     )
     if World.from_env().rank > 0:  # a distributed run's other ranks serve model calls, silently
         run_benchmark(config, default_registry())
@@ -140,14 +144,17 @@ def _print_summary(summary, output_dir: Path, saved: bool = False) -> None:
         if not summary.results:
             return
     table = Table(title="alm-bench results (saved before the error)" if saved else "alm-bench results")
-    for column in ("task", "method", "prompt", "metric", "value", "items", "failed"):
-        table.add_column(column, justify="right" if column in ("value", "items", "failed") else "left")
+    for column in ("task", "method", "prompt", "metric", "value", "95% CI", "items", "failed"):
+        table.add_column(column, justify="right" if column in ("value", "95% CI", "items", "failed") else "left")
     for r in summary.results:
         # the spec's headline metric, or the method's first (e.g. a probe on a captioning-metric task)
         metric = r.primary_metric if r.primary_metric in r.metrics else next(iter(r.metrics))
-        value = r.metrics[metric]
+        value, interval = r.metrics[metric], r.intervals.get(metric)
         items = f"{r.n_items} (partial)" if r.partial else str(r.n_items)
-        table.add_row(r.task, r.method, r.prompt, metric, "n/a" if value is None else f"{value:.4f}", items,
+        ci = f"{interval['low']:.4f}–{interval['high']:.4f}" if interval else ""
+        if r.control and metric in r.control_effect.get("fell_by", {}):
+            ci += f" ({r.control}: fell by {r.control_effect['fell_by'][metric]:.4f})"
+        table.add_row(r.task, r.method, r.prompt, metric, "n/a" if value is None else f"{value:.4f}", ci, items,
                       str(r.n_failed))
     console.print(table)
     for s in summary.skipped:
@@ -278,6 +285,23 @@ def validate_model(
         raise typer.Exit(1)
 
 
+@app.command("compare")
+def compare_runs(
+    run_a: Path = typer.Argument(..., help="output directory (or results file) of run A"),
+    run_b: Path = typer.Argument(..., help="output directory (or results file) of run B"),
+    output: Optional[Path] = typer.Option(None, "--output", help="also write the markdown table here"),
+    seed: int = typer.Option(0, "--seed", help="seed of the bootstrap resamples"),
+) -> None:
+    """Paired comparison of two runs on the same items: B - A per metric, with 95% intervals and p-values."""
+    from .compare import compare, markdown
+    from .results import write_atomic
+
+    text = markdown(compare(run_a, run_b, _registry().methods, seed), str(run_a), str(run_b))
+    console.print(text, highlight=False, markup=False, soft_wrap=True)
+    if output is not None:
+        write_atomic(output, text)
+
+
 @app.command("leaderboard")
 def leaderboard(
     results_dir: Path = typer.Option(Path("leaderboard/results"), "--results-dir", help="results JSON files (recursive)"),
@@ -287,13 +311,14 @@ def leaderboard(
     from .leaderboard import load_results, write_leaderboard
 
     runs = load_results(results_dir)  # bad input fails before the plugins load
-    console.print(f"wrote {write_leaderboard(runs, _registry().tasks, output)}", highlight=False)
+    registry = _registry()
+    console.print(f"wrote {write_leaderboard(runs, registry.tasks, output, registry.methods)}", highlight=False)
 
 
 def main() -> None:
     try:
         app()
-    except (UsageError, PluginError, DistributedError, StorageError) as exc:
+    except (UsageError, PluginError, DistributedError, StorageError, ModelOutputError) as exc:
         if _VERBOSE["on"]:
             raise
         errors.print(f"error: {exc}", highlight=False, markup=False)

@@ -8,156 +8,29 @@ the machine or the path the results were read from.
 from __future__ import annotations
 
 import json
-import math
 import re
+import statistics
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Mapping, NamedTuple
+from typing import Iterable, Mapping, NamedTuple
 
 from .errors import UsageError
-from .results import write_atomic
+from .evaluators import BUILTIN_METHODS
+from .evaluators.base import Method
+from .results import Result, load_results, write_atomic
 from .specs import DOMAINS, Reference, TaskSpec
 
-CHANCE_MODEL = "chance"
 OTHER_DOMAIN = "other (task spec not installed)"
 DECIMALS = 3
-#: every metric today is higher-is-better; a metric named here is ranked by its minimum instead
-LOWER_IS_BETTER = frozenset({"WER", "CER"})
-#: section titles, in section order (aliases cover older method names)
-METHOD_TITLES = {
-    "text_matching": "Zero-shot: text matching",
-    "log_likelihood": "Zero-shot: log-likelihood",
-    "linear_probe": "Linear probe",
-    "captioning": "Captioning",
-    "qa": "Question answering",
-    "question_answering": "Question answering",
-    "two_clip": "Two-clip reasoning",
-    "two_clip_reasoning": "Two-clip reasoning",
-    "retrieval": "Retrieval: generative",
-    "generative_retrieval": "Retrieval: generative",
-    "retrieval_embedding": "Retrieval: embeddings",
-    "embedding_retrieval": "Retrieval: embeddings",
-    "fewshot": "Few-shot: in context",
-    "in_context_fewshot": "Few-shot: in context",
-    "fewshot_prototype": "Few-shot: prototypes",
-    "prototype_fewshot": "Few-shot: prototypes",
-}
-CLASSIFICATION_METHODS = ("text_matching", "log_likelihood", "linear_probe")
+
+#: a results file as the leaderboard reads it (the results module owns the schema)
+Run = Result
+
+__all__ = ["load_results", "render", "write_leaderboard", "Run"]
 
 
-# ---------------------------------------------------------------------------------------------- loading
-
-@dataclass(frozen=True)
-class Run:
-    """One results file: a (model, task, method, prompt) evaluation."""
-
-    model: str
-    task: str
-    method: str
-    prompt: str
-    metrics: Mapping[str, float | None]
-    unavailable: Mapping[str, str]
-    primary_metric: str
-    n_items: int
-    n_failed: int
-    #: a subset of the items (``--limit``) or a partial copy of the dataset
-    partial: bool
-    dataset_items: int | None
-    expected_items: int | None
-    details: Mapping[str, Any]
-    provenance: Mapping[str, Any]
-    #: path relative to the results directory (breaks timestamp ties deterministically)
-    path: str
-    #: ``finished_at`` of older runs of the same key that this one supersedes
-    superseded: tuple[str, ...] = ()
-
-    @property
-    def key(self) -> tuple[str, str, str, str]:
-        return self.model, self.task, self.method, self.prompt
-
-    @property
-    def finished_at(self) -> str:
-        return str(self.provenance.get("finished_at") or "")
-
-
-def load_results(results_dir: Path | str) -> list[Run]:
-    """Every ``*.json`` under ``results_dir`` (recursively); per key only the newest run is kept."""
-    root = Path(results_dir)
-    if not root.is_dir():
-        raise UsageError(f"results directory {root} does not exist; pass --results-dir DIR "
-                         "(a directory written by `alm-bench run --output-dir DIR`)")
-    paths = sorted(p for p in root.rglob("*.json") if p.is_file())  # sorted: file-system order never matters
-    if not paths:
-        raise UsageError(f"no results files (*.json) under {root}; run `alm-bench run --output-dir {root}` "
-                         "first or pass --results-dir DIR")
-    return _newest([_read(path, root) for path in paths])
-
-
-def _read(path: Path, root: Path) -> Run:
-    rel = path.relative_to(root).as_posix()
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise _malformed(path, f"not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise _malformed(path, f"unreadable ({exc})") from None
-    return _parse(data, path, rel)
-
-
-def _malformed(path: Path, what: str) -> UsageError:
-    return UsageError(f"malformed results file {path}: {what}; re-run the evaluation or remove the file")
-
-
-def _parse(data: Any, path: Path, rel: str) -> Run:
-    if not isinstance(data, dict):
-        raise _malformed(path, "not a JSON object")
-    for name, kind in (("model", str), ("task", str), ("method", str), ("metrics", dict)):
-        if not isinstance(data.get(name), kind):
-            raise _malformed(path, f"field '{name}' is missing or not a {'mapping' if kind is dict else 'string'}")
-    metrics = {}
-    for name, value in data["metrics"].items():
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            raise _malformed(path, f"metric '{name}' is {value!r}, not a number or null")
-        metrics[name] = None if value is None or not math.isfinite(value) else float(value)
-    dataset_items, expected = _count(data, "dataset_items", path), _count(data, "expected_items", path)
-    # a smaller copy than the official evaluation set is partial even when every item of the copy was used
-    partial = bool(data.get("partial")) or bool(expected and dataset_items is not None and dataset_items < expected)
-    return Run(
-        model=data["model"], task=data["task"], method=data["method"], prompt=str(data.get("prompt") or ""),
-        metrics=metrics, unavailable={str(k): str(v) for k, v in (data.get("unavailable") or {}).items()},
-        primary_metric=str(data.get("primary_metric") or next(iter(metrics), "")),
-        n_items=_count(data, "n_items", path) or 0, n_failed=_count(data, "n_failed", path) or 0,
-        partial=partial, dataset_items=dataset_items, expected_items=expected,
-        details=data.get("details") if isinstance(data.get("details"), dict) else {},
-        provenance=data.get("provenance") if isinstance(data.get("provenance"), dict) else {}, path=rel)
-
-
-def _count(data: dict, name: str, path: Path) -> int | None:
-    value = data.get(name)
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-        raise _malformed(path, f"field '{name}' is {value!r}, not an integer")
-    return value
-
-
-def _when(run: Run) -> datetime:
-    """``finished_at`` as an aware datetime; a missing or unreadable one counts as oldest."""
-    try:
-        when = datetime.fromisoformat(run.finished_at.replace("Z", "+00:00"))
-    except ValueError:
-        return datetime.min.replace(tzinfo=timezone.utc)
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
-
-
-def _newest(runs: list[Run]) -> list[Run]:
-    groups: dict[tuple, list[Run]] = {}
-    for run in runs:
-        groups.setdefault(run.key, []).append(run)
-    kept = []
-    for key in sorted(groups):
-        ordered = sorted(groups[key], key=lambda r: (_when(r), r.path))
-        kept.append(replace(ordered[-1], superseded=tuple(r.finished_at or "unknown time" for r in ordered[:-1])))
-    return kept
+def _builtin_methods() -> dict[str, Method]:
+    return {m.name: m for m in BUILTIN_METHODS}
 
 
 # ---------------------------------------------------------------------------------------------- tables
@@ -166,6 +39,8 @@ class Column(NamedTuple):
     key: tuple
     header: str
     metric: str
+    #: the method declares the metric higher-is-better (the default for undeclared metrics)
+    higher: bool = True
 
 
 @dataclass(frozen=True)
@@ -173,8 +48,10 @@ class Cell:
     value: float | None = None
     #: shown instead of a value ("—", "n/a")
     text: str = "—"
-    #: the metric's spread (std over folds, 95 % CI over episodes), shown as ± x
+    #: the metric's spread in results written before intervals (std over folds, CI half-width), shown as ± x
     spread: float | None = None
+    #: the 95% interval recorded with the metric, shown as [low, high]
+    interval: tuple[float, float] | None = None
     suffix: str = ""
     notes: tuple[str, ...] = ()
     #: takes part in "best of the column" (not partial runs, not the chance level)
@@ -195,18 +72,29 @@ class Table:
     provenance: list[str]
 
 
-def arrow(metric: str) -> str:
-    return "↓" if metric in LOWER_IS_BETTER else "↑"
+@dataclass(frozen=True)
+class Declarations:
+    """What the installed methods declare: titles, section order, metric directions."""
 
+    methods: Mapping[str, Method]
 
-def _method_rank(method: str) -> tuple:
-    order = list(dict.fromkeys(METHOD_TITLES.values()))
-    title = METHOD_TITLES.get(method)
-    return (order.index(title), method) if title else (len(order), method)
+    def title(self, method: str) -> str:
+        found = self.methods.get(method)
+        return found.title if found is not None and found.title else method
 
+    def rank(self, method: str) -> tuple:
+        order = list(dict.fromkeys(self.title(m) for m in self.methods))  # registration order
+        title = self.title(method)
+        return (order.index(title), method) if title in order else (len(order), method)
 
-def _method_title(method: str) -> str:
-    return METHOD_TITLES.get(method, method)
+    def higher(self, method: str, metric: str) -> bool:
+        found = self.methods.get(method)
+        declared = found.metric(metric) if found is not None else None
+        return declared.higher_is_better if declared is not None else True
+
+    def column(self, key: tuple, header: str, method: str, metric: str) -> Column:
+        higher = self.higher(method, metric)
+        return Column(key, f"{header} {'↑' if higher else '↓'}", metric, higher)
 
 
 def _spread_names(metric: str) -> tuple[str, ...]:
@@ -233,9 +121,14 @@ def _pick(runs: list[Run], spec: TaskSpec | None) -> Run:
     return min(runs, key=lambda r: (prompts.index(r.prompt) if r.prompt in prompts else len(prompts), r.prompt))
 
 
-def _run_notes(run: Run) -> tuple[str, ...]:
+def _label(run: Run) -> str:
+    """A row: the model, or the model under an audio control."""
+    return f"{run.model} ({run.control} control)" if run.control else run.model
+
+
+def _run_notes(run: Run, decl: Declarations) -> tuple[str, ...]:
     prompt = f", prompt {_q(run.prompt)}" if run.prompt else ""
-    where = f"{run.model} on {run.task} ({_method_title(run.method)}{prompt})"
+    where = f"{_label(run)} on {run.task} ({decl.title(run.method)}{prompt})"
     notes = []
     if run.partial:
         notes.append(f"{where}: partial run, {run.n_items} items scored{_partial_detail(run)}. "
@@ -244,15 +137,19 @@ def _run_notes(run: Run) -> tuple[str, ...]:
         older = ", ".join(sorted(run.superseded))
         notes.append(f"{where}: newest of {len(run.superseded) + 1} runs shown (finished {run.finished_at or '?'}); "
                      f"superseded: {older}.")
+    fell = run.control_effect.get("fell_by", {})
+    if run.control and fell:
+        drops = ", ".join(f"{name} by {_fmt(value)}" for name, value in fell.items())
+        notes.append(f"{where}: every clip replaced ({run.control} control); fell from the real audio's run: {drops}.")
     return tuple(notes)
 
 
-def _prompt_note(run: Run, spec: TaskSpec | None) -> tuple[str, ...]:
+def _prompt_note(run: Run, spec: TaskSpec | None, decl: Declarations) -> tuple[str, ...]:
     """A main table shows the default prompt; say so when a model only ran others."""
     default = _default_prompt(spec)
     if not run.prompt or not default or run.prompt == default:
         return ()
-    return (f"{run.model} on {run.task} ({_method_title(run.method)}): prompt {_q(run.prompt)} shown; "
+    return (f"{_label(run)} on {run.task} ({decl.title(run.method)}): prompt {_q(run.prompt)} shown; "
             f"the default prompt {_q(default)} was not run.",)
 
 
@@ -270,19 +167,22 @@ def _q(text: str) -> str:
     return '"' + text + '"'
 
 
-def _run_cell(run: Run, metric: str) -> Cell:
+def _run_cell(run: Run, metric: str, decl: Declarations) -> Cell:
     value = run.metrics.get(metric)
     if value is None:
         reason = run.unavailable.get(metric) or (
             "no value recorded and no reason given" if metric in run.metrics else "not in this run's results")
         return Cell(text="n/a", notes=(f"n/a: {metric} unavailable: {reason}",), ranked=False)
     spread = next((run.metrics[s] for s in _spread_names(metric) if run.metrics.get(s) is not None), None)
+    interval = run.intervals.get(metric)
     suffix = []
     if run.partial:
         suffix.append(f"(partial: {run.n_items} items)")
     if run.n_failed:
         suffix.append(f"({run.n_failed}/{run.n_items} failed)")
-    return Cell(value, spread=spread, suffix=" ".join(suffix), notes=_run_notes(run), ranked=not run.partial)
+    return Cell(value, spread=None if interval else spread, suffix=" ".join(suffix), notes=_run_notes(run, decl),
+                ranked=not run.partial and not run.control,
+                interval=(interval["low"], interval["high"]) if interval else None)
 
 
 def _references(spec: TaskSpec, method: str) -> list[Reference]:
@@ -312,63 +212,44 @@ def _published_cell(label: str, ref: Reference) -> Cell:
     return Cell(ref.value, notes=(f"{label}: {ref.source or 'no source given'}",))
 
 
-def _chance_cell(task: str, metric: str, method: str, spec: TaskSpec | None, runs: list[Run],
-                 chance: Run | None) -> tuple[Cell, Run | None]:
-    """Analytic chance where the spec defines it; otherwise the ``chance`` model's result (then also returned)."""
-    ways = re.fullmatch(r"(\d+)-way accuracy", metric)
-    if ways:
-        n = int(ways.group(1))
-        return Cell(1 / n, ranked=False, notes=(f"chance level: 1/{n} for {n}-way episodes (analytic).",)), None
-    if metric == "accuracy" and method in CLASSIFICATION_METHODS and (spec is None or spec.type == "multiclass"):
-        n, where = _label_count(spec, runs)
-        if n:
-            note = f"chance level on {task}: 1/{n}, a uniform guess over the {n} labels {where} (analytic)."
-            return Cell(1 / n, ranked=False, notes=(note,)), None
-    if chance is not None and chance.metrics.get(metric) is not None:
-        cell = _run_cell(chance, metric)
-        note = f"chance level on {task}: the `{CHANCE_MODEL}` model's results (random outputs)."
-        return replace(cell, ranked=False, notes=(note,) + cell.notes), chance
-    note = f"chance level: no analytic value for {metric} and no `{CHANCE_MODEL}` run."
-    return Cell(ranked=False, notes=(note,)), None
+def _chance_cell(task: str, metric: str, runs: list[Run]) -> Cell:
+    """The analytic chance level the method declared, as the results recorded it for this task."""
+    levels = sorted({round(r.chance[metric], 9) for r in runs if metric in r.chance})
+    if not levels:
+        return Cell(ranked=False, notes=(f"chance level: no analytic value of {metric} is recorded for {task}.",))
+    note = f"chance level on {task}: analytic (a uniform guess or a random ranking), as the method declares it."
+    if len(levels) > 1:
+        note += f" The runs record different values ({', '.join(_fmt(v) for v in levels)}; the data differ); the first is shown."
+    return Cell(levels[0], ranked=False, notes=(note,))
 
 
-def _label_count(spec: TaskSpec | None, runs: list[Run]) -> tuple[int, str]:
-    if spec and spec.labels:
-        return len(spec.labels), "of the spec"
-    for run in runs:
-        labels = run.details.get("labels")
-        n = run.details.get("n_labels") or (len(labels) if isinstance(labels, list) else 0)
-        if isinstance(n, int) and n > 0:
-            return n, "named in the results' details"
-    return 0, ""
-
-
-def main_table(method: str, runs: list[Run], specs: list[TaskSpec], tasks: Mapping[str, TaskSpec]) -> Table:
+def main_table(method: str, runs: list[Run], specs: list[TaskSpec], tasks: Mapping[str, TaskSpec],
+               decl: Declarations) -> Table:
     """Rows: published numbers, models, the chance level; columns: (task, metric) of one domain and method."""
     shown = _shown_runs(runs, tasks)
     columns: dict[tuple, str] = {}  # (task, metric) -> the task's primary metric, in order of appearance
     published = _published_rows(specs, method, columns)
-    for model in sorted(shown):
-        for task, run in sorted(shown[model].items()):
+    for label in sorted(shown):
+        for task, run in sorted(shown[label].items()):
             for metric in [*run.metrics, *run.unavailable]:
                 if not _is_spread(metric, run.metrics):
                     columns.setdefault((task, metric), run.primary_metric)
     keys = _order_columns(columns, tasks)
-    models = [m for m in sorted(shown) if m != CHANCE_MODEL]  # the chance model feeds the chance-level row
-    chance, chance_runs = _chance_row(method, keys, shown, tasks)
-    used = [run for model in models for _, run in sorted(shown[model].items())] + chance_runs
-    cols = [Column(k, f"{k[0]} · {k[1]} {arrow(k[1])}", k[1]) for k in keys]
-    rows = published + [_model_row(model, shown[model], keys, tasks) for model in models] + [chance]
-    return Table("model", cols, rows, provenance_lines(used))
+    used = [run for label in sorted(shown) for _, run in sorted(shown[label].items())]
+    cols = [decl.column(k, f"{k[0]} · {k[1]}", method, k[1]) for k in keys]
+    rows = published + [_model_row(label, shown[label], keys, tasks, decl) for label in sorted(shown)]
+    chance = Row("Chance level", {(task, metric): _chance_cell(task, metric, [r for r in runs if r.task == task])
+                                  for task, metric in keys})
+    return Table("model", cols, rows + [chance], provenance_lines(used))
 
 
 def _shown_runs(runs: list[Run], tasks: Mapping[str, TaskSpec]) -> dict[str, dict[str, Run]]:
-    """model -> task -> the run a main table shows (one prompt per task)."""
+    """row label -> task -> the run a main table shows (one prompt per task)."""
     groups: dict[str, dict[str, list[Run]]] = {}
     for run in runs:
-        groups.setdefault(run.model, {}).setdefault(run.task, []).append(run)
-    return {model: {task: _pick(group, tasks.get(task)) for task, group in per_task.items()}
-            for model, per_task in groups.items()}
+        groups.setdefault(_label(run), {}).setdefault(run.task, []).append(run)
+    return {label: {task: _pick(group, tasks.get(task)) for task, group in per_task.items()}
+            for label, per_task in groups.items()}
 
 
 def _order_columns(columns: dict[tuple, str], tasks: Mapping[str, TaskSpec]) -> list[tuple]:
@@ -382,27 +263,15 @@ def _order_columns(columns: dict[tuple, str], tasks: Mapping[str, TaskSpec]) -> 
     return sorted(columns, key=rank)
 
 
-def _model_row(model: str, shown: dict[str, Run], keys: list[tuple], tasks: Mapping[str, TaskSpec]) -> Row:
-    row = Row(model)
+def _model_row(label: str, shown: dict[str, Run], keys: list[tuple], tasks: Mapping[str, TaskSpec],
+               decl: Declarations) -> Row:
+    row = Row(label)
     for task, metric in keys:
         run = shown.get(task)
         if run is not None:
-            cell = _run_cell(run, metric)
-            row.cells[(task, metric)] = replace(cell, notes=cell.notes + _prompt_note(run, tasks.get(task)))
+            cell = _run_cell(run, metric, decl)
+            row.cells[(task, metric)] = replace(cell, notes=cell.notes + _prompt_note(run, tasks.get(task), decl))
     return row
-
-
-def _chance_row(method: str, keys: list[tuple], shown: dict[str, dict[str, Run]],
-                tasks: Mapping[str, TaskSpec]) -> tuple[Row, list[Run]]:
-    row, used = Row("Chance level"), []
-    for task, metric in keys:
-        column_runs = [shown[m][task] for m in sorted(shown) if task in shown[m]]
-        chance_run = shown.get(CHANCE_MODEL, {}).get(task)
-        cell, source = _chance_cell(task, metric, method, tasks.get(task), column_runs, chance_run)
-        row.cells[(task, metric)] = cell
-        if source is not None and source not in used:
-            used.append(source)
-    return row, used
 
 
 def provenance_lines(runs: list[Run]) -> list[str]:
@@ -424,17 +293,18 @@ def provenance_lines(runs: list[Run]) -> list[str]:
     return lines
 
 
-def prompt_tables(runs: list[Run], tasks: Mapping[str, TaskSpec]) -> dict[str, Table]:
-    """Per model (and per paper): rows = prompts, columns = (task, method) run with two or more prompts."""
+def prompt_tables(runs: list[Run], tasks: Mapping[str, TaskSpec], decl: Declarations) -> dict[str, Table]:
+    """Per model (and per paper): rows = prompts, then the mean, spread and best and worst prompt over
+    them; columns = (task, method) run with two or more prompts."""
     cells: dict[str, dict[tuple, dict[str, Cell]]] = {}
     used: dict[str, list[Run]] = {}
     for run in runs:
         if not run.prompt:
             continue
         metric = _primary(run, tasks.get(run.task))
-        cells.setdefault(run.model, {}).setdefault((run.task, run.method, metric), {})[run.prompt] = \
-            _run_cell(run, metric)
-        used.setdefault(run.model, []).append(run)
+        cells.setdefault(_label(run), {}).setdefault((run.task, run.method, metric), {})[run.prompt] = \
+            _run_cell(run, metric, decl)
+        used.setdefault(_label(run), []).append(run)
     for task_id in sorted(tasks):
         spec = tasks[task_id]
         for ref in spec.references:
@@ -447,13 +317,30 @@ def prompt_tables(runs: list[Run], tasks: Mapping[str, TaskSpec]) -> dict[str, T
         compared = {key: per_prompt for key, per_prompt in cells[label].items() if len(per_prompt) >= 2}
         if not compared:
             continue
-        keys = sorted(compared, key=lambda k: (k[0], _method_rank(k[1]), k[2]))
-        cols = [Column(k, f"{k[0]} · {_method_title(k[1])} · {k[2]} {arrow(k[2])}", k[2]) for k in keys]
+        keys = sorted(compared, key=lambda k: (k[0], decl.rank(k[1]), k[2]))
+        cols = [decl.column(k, f"{k[0]} · {decl.title(k[1])} · {k[2]}", k[1], k[2]) for k in keys]
         prompts = sorted({p for k in keys for p in compared[k]})
         rows = [Row(_q(p), {k: compared[k][p] for k in keys if p in compared[k]}) for p in prompts]
         shown = [r for r in used.get(label, []) if (r.task, r.method, _primary(r, tasks.get(r.task))) in compared]
-        tables[label] = Table("prompt", cols, rows, provenance_lines(shown))
+        tables[label] = Table("prompt", cols, rows + _sensitivity_rows(cols, compared), provenance_lines(shown))
     return tables
+
+
+def _sensitivity_rows(columns: list[Column], compared: dict[tuple, dict[str, Cell]]) -> list[Row]:
+    """How much the score depends on the prompt: mean, spread (max - min), best and worst prompt."""
+    rows = [Row("mean over prompts"), Row("spread (max − min)"), Row("best prompt"), Row("worst prompt")]
+    for column in columns:
+        values = {p: c.value for p, c in compared[column.key].items() if c.value is not None}
+        if len(values) < 2:
+            continue
+        ordered = sorted(values, key=lambda p: (values[p] if column.higher else -values[p], p))
+        worst, best = ordered[0], ordered[-1]
+        for row, cell in zip(rows, (Cell(statistics.fmean(values.values()), ranked=False),
+                                    Cell(max(values.values()) - min(values.values()), ranked=False),
+                                    Cell(text=f"{_q(best)} ({_fmt(values[best])})", ranked=False),
+                                    Cell(text=f"{_q(worst)} ({_fmt(values[worst])})", ranked=False))):
+            row.cells[column.key] = cell
+    return rows
 
 
 def _primary(run: Run, spec: TaskSpec | None) -> str:
@@ -480,7 +367,7 @@ def _best(column: Column, rows: list[Row]) -> float | None:
               if (c := row.cells.get(column.key)) is not None and c.ranked and c.value is not None]
     if len(values) < 2:
         return None
-    return min(values) if column.metric in LOWER_IS_BETTER else max(values)
+    return max(values) if column.higher else min(values)
 
 
 def _cell_text(cell: Cell, best: float | None) -> str:
@@ -489,7 +376,9 @@ def _cell_text(cell: Cell, best: float | None) -> str:
     text = _fmt(cell.value)
     if cell.ranked and best is not None and round(cell.value, DECIMALS) == best:
         text = f"**{text}**"
-    if cell.spread is not None:
+    if cell.interval is not None:
+        text += f" ({_fmt(cell.interval[0])}–{_fmt(cell.interval[1])})"
+    elif cell.spread is not None:
         text += f" ± {_fmt(cell.spread)}"
     return f"{text} {cell.suffix}" if cell.suffix else text
 
@@ -531,37 +420,46 @@ How to read the tables:
 - ↑ higher is better, ↓ lower is better. **Bold**: the best value of a column among full-dataset runs and
   published numbers, when at least two compete; partial runs and the chance level are never ranked.
 - "(paper)" rows are published numbers from the task specs, with their source in the notes. The "Chance level"
-  row is analytic where the task defines it (1/labels, 1/N for N-way episodes), otherwise the `chance` model's
-  results; a note says which.
-- `± x`: standard deviation over folds (linear probe) or 95 % confidence half-width over episodes (few-shot).
+  row is the analytic chance level each method declares (a uniform guess over the labels or answers, 1/N for
+  N-way episodes, a random ranking for mAP and recall), as the results recorded it for the task; "—" where
+  there is none (caption metrics).
+- `(low–high)`: the 95 % confidence interval recorded with the metric (a seeded bootstrap over items, over
+  episodes for few-shot, a t interval over folds for linear probes; each results file names its method).
+  `± x` in results written before intervals: standard deviation over folds or 95 % half-width over episodes.
+- "(silence control)", "(shuffle control)" rows: the model re-run with every clip replaced by silence or by
+  another item's clip (`alm-bench run --control`); a note says how far it fell. They are never ranked.
 - —: not run. n/a: the metric was unavailable; the numbered note under the table says why.
 - (partial: N items): a run on a subset of the dataset (`--limit`, or a partial copy of the data), with the
   number of items scored; never a full-dataset score.
 - (k/N failed): k of the N items failed (see the run's .jsonl).
 - Main tables show each task's default (first) prompt; tasks run with several prompts are compared under
-  "Per prompt". Published numbers that name no method are shown under the task's first method.
+  "Per prompt", with the mean and spread over prompts and the best and worst prompt. Published numbers that
+  name no method are shown under the task's first method.
 - When a model was run several times on a task, the newest run (by `finished_at`) is shown and a note says so.
 """
 
 
-def render(runs: list[Run], tasks: Mapping[str, TaskSpec]) -> str:
-    """The whole leaderboard: a section per method, a table per domain, then the per-prompt tables."""
+def render(runs: list[Run], tasks: Mapping[str, TaskSpec], methods: Mapping[str, Method] | None = None) -> str:
+    """The whole leaderboard: a section per method, a table per domain, then the per-prompt tables.
+
+    ``methods`` (the registry's) supply titles, section order and metric directions."""
+    decl = Declarations(_builtin_methods() if methods is None else methods)
     superseded = sum(len(r.superseded) for r in runs)
     counts = (f"Built from {len(runs) + superseded} results files: {len(runs)} runs shown, "
               f"{superseded} older runs superseded by newer runs of the same model, task, method and prompt.")
     lines = HEADER.format(counts=counts).splitlines()
-    for method in _methods(runs, tasks):
-        lines += ["", f"## {_method_title(method)}"]
+    for method in _methods(runs, tasks, decl):
+        lines += ["", f"## {decl.title(method)}"]
         for domain in _domain_order({_domain(tasks.get(r.task)) for r in runs if r.method == method}
                                     | {s.domain for s in tasks.values() if _references(s, method)}):
             specs = [tasks[t] for t in sorted(tasks) if tasks[t].domain == domain]
             mine = [r for r in runs if r.method == method and _domain(tasks.get(r.task)) == domain]
-            table = main_table(method, mine, specs, tasks)
+            table = main_table(method, mine, specs, tasks, decl)
             lines += ["", f"### {domain[0].upper() + domain[1:]}", ""] + render_table(table)
     lines += ["", "## Per prompt", "",
               "Tasks a model was run on with two or more prompts (`alm-bench run --prompt all`), as in the "
               "Pengi paper's Table 11: rows are prompts, columns the task's primary metric."]
-    tables = prompt_tables(runs, tasks)
+    tables = prompt_tables(runs, tasks, decl)
     if not tables:
         lines += ["", "No model has been run with more than one prompt on a task yet."]
     for label, table in tables.items():
@@ -569,23 +467,24 @@ def render(runs: list[Run], tasks: Mapping[str, TaskSpec]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _methods(runs: list[Run], tasks: Mapping[str, TaskSpec]) -> list[str]:
+def _methods(runs: list[Run], tasks: Mapping[str, TaskSpec], decl: Declarations) -> list[str]:
     found = {r.method for r in runs}
     for spec in tasks.values():
         found |= {m for m in {r.method or next(iter(spec.methods), "") for r in spec.references}
                   if _references(spec, m)}
-    return sorted(found, key=_method_rank)
+    return sorted(found, key=decl.rank)
 
 
 def _domain_order(domains: set[str]) -> list[str]:
     return sorted(domains, key=lambda d: (DOMAINS.index(d) if d in DOMAINS else len(DOMAINS), d))
 
 
-def write_leaderboard(runs: list[Run], tasks: Mapping[str, TaskSpec], output: Path | str) -> Path:
+def write_leaderboard(runs: list[Run], tasks: Mapping[str, TaskSpec], output: Path | str,
+                      methods: Mapping[str, Method] | None = None) -> Path:
     """Render the markdown and write it atomically to ``output``."""
     output = Path(output)
     try:
-        write_atomic(output, render(runs, tasks))
+        write_atomic(output, render(runs, tasks, methods))
     except OSError as exc:
         raise UsageError(f"cannot write {output}: {exc.strerror or exc}; pass --output FILE") from None
     return output

@@ -6,7 +6,6 @@ comparable with published numbers; the other metrics wrap scikit-learn where it 
 
 from __future__ import annotations
 
-import math
 import shutil
 import subprocess
 import unicodedata
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import sklearn.metrics as skm
 from pycocoevalcap.bleu.bleu import Bleu
+from pycocoevalcap.bleu.bleu_scorer import BleuScorer
 from pycocoevalcap.cider.cider import Cider
 from pycocoevalcap.meteor.meteor import Meteor
 from pycocoevalcap.rouge.rouge import Rouge
@@ -73,6 +73,13 @@ def retrieval_metrics(
     similarity is [n_queries, n_docs]; relevant[i] holds the doc indices relevant to query i.
     Ranks come from a stable descending sort, so ties keep document order; NaN (failed) ranks last.
     """
+    return {name: float(values.mean()) for name, values in retrieval_per_query(similarity, relevant, ks).items()}
+
+
+def retrieval_per_query(
+    similarity: np.ndarray, relevant: Sequence[Collection[int]], ks: Sequence[int] = (1, 5, 10)
+) -> dict[str, np.ndarray]:
+    """Each query's R@k (0 or 1) and AP@10; the metrics are their means over queries."""
     similarity = np.asarray(similarity, dtype=float)
     if similarity.ndim != 2 or len(relevant) != similarity.shape[0]:
         raise ValueError(f"retrieval: similarity {similarity.shape} needs one relevant set per query row")
@@ -81,11 +88,11 @@ def retrieval_metrics(
     # np.argsort puts NaN last, and -NaN is still NaN.
     order = np.argsort(-similarity, axis=1, kind="stable")
     hits = np.stack([np.isin(row, list(rel)) for row, rel in zip(order, relevant)])
-    result = {f"R@{k}": float(hits[:, :k].any(axis=1).mean()) for k in ks}
+    result = {f"R@{k}": hits[:, :k].any(axis=1).astype(float) for k in ks}
     top = hits[:, :10]
     precision_at_r = np.cumsum(top, axis=1) / np.arange(1, top.shape[1] + 1)
     n_relevant = np.array([min(len(rel), 10) for rel in relevant])
-    result["mAP@10"] = float(((precision_at_r * top).sum(axis=1) / n_relevant).mean())
+    result["mAP@10"] = (precision_at_r * top).sum(axis=1) / n_relevant
     return result
 
 
@@ -111,16 +118,6 @@ def answers_match(prediction: str | None, answer: str) -> bool:
     return prediction is not None and normalize_answer(prediction) == normalize_answer(answer)
 
 
-def confidence_interval_95(values: Sequence[float]) -> tuple[float, float]:
-    """(mean, half-width) of the normal-approximation 95% confidence interval of the mean."""
-    if len(values) == 0:
-        raise ValueError("confidence interval of no values")
-    array = np.asarray(values, dtype=float)
-    if len(array) == 1:
-        return float(array[0]), 0.0
-    return float(array.mean()), float(1.96 * array.std(ddof=1) / math.sqrt(len(array)))
-
-
 # Scorers treat an empty hypothesis inconsistently (ROUGE-L scores it 1.0 against a blank reference),
 # so an empty one is replaced by this token: it matches no reference word, not even via METEOR's stems
 # or paraphrases, so a failed item scores ~0 on every metric.
@@ -143,6 +140,31 @@ class CaptionScores:
     values: dict[str, float | None]
     unavailable: dict[str, str] = field(default_factory=dict)
     per_item: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: item id -> BLEU's sufficient statistics (see bleu_statistics), from which corpus BLEU is recomputed
+    bleu_stats: dict[str, list[float]] = field(default_factory=dict)
+
+
+_TINY, _SMALL = 1e-15, 1e-9  # coco-caption's guards against zero division
+
+
+def bleu_statistics(hypothesis: str, references: list[str]) -> list[float]:
+    """[hypothesis length, closest reference length, 4 n-gram counts, 4 clipped matches] of one item."""
+    scorer = BleuScorer(n=4)
+    scorer += (hypothesis, references)
+    comps = scorer.ctest[0]
+    reflen = min((abs(length - comps["testlen"]), length) for length in comps["reflen"])[1]
+    return [comps["testlen"], reflen, *comps["guess"], *comps["correct"]]
+
+
+def corpus_bleu(stats: np.ndarray) -> dict[str, np.ndarray]:
+    """BLEU-1..4 from summed statistics ``[..., 10]`` exactly as coco-caption computes corpus BLEU."""
+    stats = np.asarray(stats, dtype=np.float64)
+    testlen, reflen, guess, correct = stats[..., 0], stats[..., 1], stats[..., 2:6], stats[..., 6:10]
+    precisions = (correct + _TINY) / (guess + _SMALL)
+    ratio = (testlen + _TINY) / (reflen + _SMALL)
+    penalty = np.where(ratio < 1, np.exp(1 - 1 / np.maximum(ratio, _TINY)), 1.0)
+    logs = np.cumsum(np.log(precisions), axis=-1)
+    return {f"BLEU-{k}": np.exp(logs[..., k - 1] / k) * penalty for k in range(1, 5)}
 
 
 def spice_unavailable_reason() -> str | None:
@@ -234,4 +256,5 @@ def caption_metrics(predictions: dict[str, str], references: dict[str, list[str]
         for key, b4, m, r, c in zip(gts, bleu_items[3], meteor_items, rouge_items, cider_items)
     }
     unavailable = _add_spice(values, per_item, gts, res)
-    return CaptionScores(values=values, unavailable=unavailable, per_item=per_item)
+    stats = {key: bleu_statistics(res[key][0], gts[key]) for key in gts}
+    return CaptionScores(values=values, unavailable=unavailable, per_item=per_item, bleu_stats=stats)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import os
 import platform
@@ -19,6 +20,7 @@ from . import __version__
 from .audio import file_sha
 from .cache import OutputCache
 from .calls import Call, config_hash, content_key
+from .controls import apply_control, check_control, control_effect
 from .data import DataMissing, Item, fingerprint
 from .distributed import DistributedExecutor, World, serve
 from .errors import ItemError, StorageError, UsageError
@@ -26,7 +28,7 @@ from .evaluators import EvalContext, Method
 from .executor import Executor, LocalExecutor, Stats
 from .plugins import Registry, default_registry
 from .protocol import GenerationConfig, ModelInfo
-from .results import Result, write_result
+from .results import Result, read_result, result_path, write_result
 from .specs import TaskSpec
 from .storage import fault, is_storage_fault, require_writable
 from .text_encoders import normalize_rows
@@ -62,6 +64,8 @@ class RunConfig:
     workers: int = 2
     #: CPU threads for the model; None: the CPUs the process may use, less the decode workers
     threads: int | None = None
+    #: an audio control (alm_bench.controls): "silence", "shuffle", or None for the real audio
+    control: str | None = None
 
 
 @dataclass(frozen=True)
@@ -220,10 +224,9 @@ class Runner:
     def run(self) -> RunSummary:
         start = time.perf_counter()
         summary = RunSummary(stats=self.executor.stats)
+        check_control(self.config.control)
         tasks, explicit = select_tasks(self.registry, self.config.tasks)
-        unknown = [m for m in self.config.methods if m not in self.registry.methods]
-        if unknown:
-            raise UsageError(f"unknown method {unknown[0]!r}; known methods: {', '.join(sorted(self.registry.methods))}")
+        self.methods = tuple(self._method_name(m) for m in self.config.methods)
         try:
             for spec in tasks:
                 self._run_task(spec, explicit, summary)
@@ -233,6 +236,14 @@ class Runner:
         finally:
             summary.seconds = time.perf_counter() - start
         return summary
+
+    def _method_name(self, name: str) -> str:
+        """A registered method name; hyphens and underscores are the same (log-likelihood)."""
+        canonical = {m.replace("-", "_"): m for m in self.registry.methods}
+        found = canonical.get(name.replace("-", "_"))
+        if found is None:
+            raise UsageError(f"unknown method {name!r}; known methods: {', '.join(sorted(self.registry.methods))}")
+        return found
 
     def _load(self, spec: TaskSpec) -> list[Item]:
         loader = self.registry.loaders.get(spec.dataset.loader)
@@ -258,6 +269,7 @@ class Runner:
             summary.skipped.append(Skipped(spec.id, "*", str(exc)))
             return
         items = limit_items(all_items, self.config.limit, spec)
+        items = apply_control(items, self.config.control or "", self.config.seed, Path(self.config.cache_dir))
         shas = hash_audio(items, self.config.workers)
         dataset = {"loader": spec.dataset.loader, "source": spec.dataset.source,
                    "fingerprint": fingerprint(items, shas), "data_dir": str(self.config.data_dir or "")}
@@ -271,29 +283,42 @@ class Runner:
                 try:
                     outcome = method.evaluate(ctx)
                 except ValueError as exc:  # the data cannot support it, e.g. a probe on a one-fold copy
-                    if explicit and self.config.methods:
+                    if explicit and self.methods:
                         raise UsageError(f"task {spec.id} method {method_name}: {exc}") from exc
                     summary.skipped.append(Skipped(spec.id, method_name, str(exc)))
                     continue
                 result = self._result(spec, method, prompt, outcome, len(all_items), len(items), dataset)
+                result.chance = method.chance_levels(ctx, [k for k, v in outcome.metrics.items() if v is not None])
+                result.intervals = {k: v.as_dict() for k, v in method.intervals(outcome, self.config.seed).items()}
+                result.control_effect = control_effect(result, self._uncontrolled(result), method)
                 write_result(Path(self.config.output_dir), result, outcome.records)
                 summary.results.append(result)
+
+    def _uncontrolled(self, result: Result) -> Result | None:
+        """The same run on the real audio, when the output directory holds one."""
+        if not result.control:
+            return None
+        path = result_path(Path(self.config.output_dir), dataclasses.replace(result, control=""))
+        try:
+            return read_result(path) if path.is_file() else None
+        except UsageError:  # a malformed file: nothing to compare with
+            return None
 
     def _methods(self, spec: TaskSpec, explicit: bool, summary: RunSummary) -> list[tuple[str, dict]]:
         chosen = []
         for name, options in spec.methods.items():
-            if self.config.methods and name not in self.config.methods:
+            if self.methods and name not in self.methods:
                 continue
             lacking = [c for c in self.registry.methods[name].needs if not getattr(self.info.capabilities, c)]
             if lacking:
                 reason = f"model {self.config.model} lacks capability {', '.join(lacking)}"
-                if explicit and self.config.methods:
+                if explicit and self.methods:
                     raise UsageError(f"task {spec.id} method {name}: {reason}; choose another --method")
                 summary.skipped.append(Skipped(spec.id, name, reason))
                 continue
             chosen.append((name, options))
-        if explicit and self.config.methods and not chosen and not summary.skipped:
-            raise UsageError(f"task {spec.id} has no method {', '.join(self.config.methods)}; "
+        if explicit and self.methods and not chosen and not summary.skipped:
+            raise UsageError(f"task {spec.id} has no method {', '.join(self.methods)}; "
                              f"its methods: {', '.join(spec.methods)}")
         return chosen
 
@@ -319,6 +344,7 @@ class Runner:
             "dataset": dataset,
             "limit": self.config.limit,
             "seed": self.config.seed,
+            "control": self.config.control or None,
             "batch_size": self.config.batch_size,
             "device": self.config.device,
             "world_size": self.world.size,
@@ -331,7 +357,7 @@ class Runner:
         partial = used_items < dataset_items or (expected is not None and dataset_items < expected)
         return Result(self.config.model, spec.id, method.name, prompt, outcome.metrics, spec.metric,
                       outcome.n_items, outcome.n_failed, partial, dataset_items, provenance, expected,
-                      outcome.unavailable, outcome.details)
+                      outcome.unavailable, outcome.details, control=self.config.control or "")
 
 
 def run(config: RunConfig, registry: Registry | None = None, progress: Progress | None = None,

@@ -175,6 +175,10 @@ def _check_methods(spec: TaskSpec, methods: dict, path: Path | str) -> None:
                 raise _fail(path, f"{where}.{key}", f"expected {expected.__name__}, got {value!r}")
         if method.needs_prompt and not spec.prompts:
             raise _fail(path, "prompts", f"method {name} generates text: give at least one prompt")
+    produced = [m for name, options in spec.methods.items() for m in methods[name].produces(spec, options)]
+    if spec.metric not in produced:
+        raise _fail(path, "metric", f"{spec.metric!r} is produced by none of the task's methods; "
+                    f"they report {', '.join(dict.fromkeys(produced))}")
 
 
 def load_spec(path: Path | str, methods: dict | None = None) -> TaskSpec:

@@ -1,4 +1,5 @@
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -19,3 +20,30 @@ def registry():
     from alm_bench.plugins import build_registry
 
     return build_registry()
+
+
+@dataclass(frozen=True)
+class SuiteRun:
+    """A model's run over the whole synthetic suite: results by (task, method), and where they were written."""
+
+    results: dict
+    output_dir: Path
+
+
+@pytest.fixture(scope="session")
+def synth_suite(registry, cache_dir, tmp_path_factory):
+    """``synth_suite(model, text_encoder=None)``: the model run once per session on every synthetic task,
+    shared by every test that needs it (oracle, chance, pengi-tiny)."""
+    from alm_bench.runner import RunConfig, run
+
+    done: dict[tuple, SuiteRun] = {}
+
+    def get(model: str, text_encoder: str | None = None) -> SuiteRun:
+        if (model, text_encoder) not in done:
+            out = tmp_path_factory.mktemp(f"suite-{model}")
+            summary = run(RunConfig(model=model, tasks="synth-*", output_dir=out, cache_dir=cache_dir,
+                                    text_encoder=text_encoder), registry)
+            done[(model, text_encoder)] = SuiteRun({(r.task, r.method): r for r in summary.results}, out)
+        return done[(model, text_encoder)]
+
+    return get

@@ -31,6 +31,7 @@ EMBED = "embed_batching_and_determinism"
 SCORE = "score_batching_and_determinism"
 EMBED_TEXT = "embed_text"
 SHARED = "shared_space"
+LISTENS = "listens_to_audio"
 DIM = 8
 
 
@@ -419,7 +420,7 @@ def test_embed_only_model_gets_only_declaration_and_embed_checks():
     model = _only(Capabilities(embed=True), generate=_broken("generate"), score=_broken("score"),
                   embed_text=_broken("embed_text"))
     results = check_model(model)
-    assert [r.name for r in results] == ["declaration", EMBED]
+    assert [r.name for r in results] == ["declaration", EMBED, LISTENS]
     assert all(r.passed for r in results), _lines(results)
 
 
@@ -427,7 +428,7 @@ def test_score_only_model_gets_only_declaration_and_score_checks():
     model = _only(Capabilities(score=True), generate=_broken("generate"), embed=_broken("embed"),
                   embed_text=_broken("embed_text"))
     results = check_model(model)
-    assert [r.name for r in results] == ["declaration", SCORE]
+    assert [r.name for r in results] == ["declaration", SCORE, LISTENS]
     assert all(r.passed for r in results), _lines(results)
 
 
@@ -435,7 +436,7 @@ def test_single_clip_model_is_not_sent_interleaved_requests():
     """Without `interleaved`, a model that crashes on two clips is fine."""
     model = _only(Capabilities(generate=True), CrashesOnTwoClips, embed=_broken("embed"), score=_broken("score"))
     results = check_model(model)
-    assert [r.name for r in results] == ["declaration", GEN_BATCH, GEN_PROMPTS]
+    assert [r.name for r in results] == ["declaration", GEN_BATCH, GEN_PROMPTS, LISTENS]
     assert all(r.passed for r in results), _lines(results)
 
 
@@ -443,8 +444,34 @@ def test_text_encoder_without_shared_space_may_use_another_dimension():
     model = _only(Capabilities(embed=True, text_encoder=True), SharedSpaceMismatch, generate=_broken("generate"),
                   score=_broken("score"))
     results = check_model(model)
-    assert [r.name for r in results] == ["declaration", EMBED, EMBED_TEXT]
+    assert [r.name for r in results] == ["declaration", EMBED, EMBED_TEXT, LISTENS]
     assert all(r.passed for r in results), _lines(results)
+
+
+# -- a model that answers from the text alone -----------------------------------------------
+class DeafModel(GoodModel):
+    """Every output ignores the clip: the peer-harness bug of an integration that dropped the audio."""
+
+    def generate(self, requests, config):
+        return [f"{r.prompt[:24]} -> a dog barking" for r in requests]
+
+    def score(self, requests):
+        return [np.array([-len(c) - 0.01 * len(r.prompt) for c in r.candidates]) for r in requests]
+
+    def embed(self, clips):
+        return np.ones((len(clips), DIM))
+
+
+class DeafButEmbeds(DeafModel):
+    """Generation and scoring ignore the audio, but the embeddings do not: it listens somewhere."""
+
+    embed = GoodModel.embed
+
+
+def test_a_model_that_ignores_its_audio_is_flagged():
+    results = assert_failures(DeafModel(), {LISTENS: "do not depend on the audio"})
+    assert "waveform" in {r.name: r for r in results}[LISTENS].fix
+    assert all(r.passed for r in check_model(DeafButEmbeds()))
 
 
 # -- every built-in model passes them all -----------------------------------------------------
@@ -467,7 +494,8 @@ OFFLINE_ARGS = {"pengi": {"checkpoint": "random", "config": "test-small-gpt2", "
 def test_builtin_model_passes_every_check(name):
     info = _REGISTRY.models[name]
     results = check_model(_REGISTRY.load_model(name, OFFLINE_ARGS.get(name)), plugin=info.plugin)
-    expected = ["declaration"] + [n for n, capability, _ in CHECKS[1:] if getattr(info.capabilities, capability)]
+    expected = ["declaration"] + [n for n, capability, _ in CHECKS[1:]
+                                  if capability is None or getattr(info.capabilities, capability)]
     assert [r.name for r in results] == expected
     assert all(r.passed for r in results), _lines(results)
 
@@ -486,9 +514,23 @@ class Broken(Model):
         return ["a sound"] * max(len(requests) - 1, 1)
 
 
+class Deaf(Model):
+    """Answers from the text alone."""
+
+    name = "deaf-fake"
+    capabilities = Capabilities(generate=True, score=True)
+    audio_format = AudioFormat(sample_rate=16_000)
+
+    def generate(self, requests, config):
+        return ["a dog barking" for _ in requests]
+
+    def score(self, requests):
+        return [[-float(len(c)) for c in r.candidates] for r in requests]
+
+
 @hookimpl
 def alm_bench_models():
-    return [Broken]
+    return [Broken, Deaf]
 '''
 
 
@@ -509,7 +551,7 @@ def cli(tmp_path_factory):
     processes = {
         name: subprocess.Popen([sys.executable, "-m", "alm_bench.cli", "validate-model", name], env=env,
                                cwd=site, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for name in ("oracle", "nosuchmodel", "broken-fake")
+        for name in ("oracle", "nosuchmodel", "broken-fake", "deaf-fake")
     }
     results = {}
     for name, process in processes.items():
@@ -547,7 +589,7 @@ def test_cli_validate_model_reports_failures_of_a_plugin_model(cli):
     assert 'plugin "broken-fake-plugin"' in fail and "returned 2 outputs for 3 requests" in fail
     assert f"FAIL {GEN_PROMPTS}:" in out
     assert "fix:" in out
-    assert "1 passed, 2 failed" in out
+    assert "2 passed, 2 failed" in out  # listens_to_audio has nothing to judge when generate fails
     assert GEN_INTERLEAVED not in out  # not declared, not run
 
 
@@ -555,3 +597,10 @@ def test_check_results_are_json_friendly():
     # validate-model output is built from these fields; keep them plain strings and bools
     for result in check_model(TooFewTexts()):
         json.dumps(result.__dict__)
+
+
+def test_cli_validate_model_flags_a_model_that_ignores_its_audio(cli):
+    result = cli["deaf-fake"]
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "FAIL listens_to_audio: its outputs do not depend on the audio" in result.stdout
+    assert "PASS score_batching_and_determinism" in result.stdout

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from alm_bench import cli
+from alm_bench.evaluators import BUILTIN_METHODS
+from alm_bench.evaluators.base import Method, Metric
 from alm_bench.leaderboard import load_results, render
 from alm_bench.results import Result
 from alm_bench.specs import DatasetSpec, Reference, TaskSpec
@@ -45,8 +47,17 @@ def edit(path: Path, **fields) -> None:
     path.write_text(json.dumps({**json.loads(path.read_text()), **fields}), encoding="utf-8")
 
 
-def build(root: Path, tasks=()) -> str:
-    return render(load_results(root), {t.id: t for t in tasks})
+def build(root: Path, tasks=(), methods=None) -> str:
+    return render(load_results(root), {t.id: t for t in tasks}, methods)
+
+
+class Transcription(Method):
+    """A third-party method whose metric is lower-is-better: the leaderboard reads its declaration."""
+
+    name = "transcription"
+    title = "Speech recognition"
+    task_types = ("qa",)
+    metrics = (Metric("WER", higher_is_better=False, best=0.0, headline=True),)
 
 
 def section(md: str, title: str, domain: str = "") -> str:
@@ -76,15 +87,17 @@ def test_best_value_per_column_is_bold_and_the_chance_level_never_is(tmp_path):
     write(tmp_path, "m1", metrics={"accuracy": 0.70})
     write(tmp_path, "m2", metrics={"accuracy": 0.90})
     write(tmp_path, "m3", metrics={"accuracy": 0.90})  # ties share the bold
-    write(tmp_path, "m1", task="t-asr", method="log_likelihood", prompt="", metrics={"WER": 0.30})
-    write(tmp_path, "m2", task="t-asr", method="log_likelihood", prompt="", metrics={"WER": 0.10})
-    md = build(tmp_path, [EVENTS])
+    write(tmp_path, "m1", task="t-asr", method="transcription", prompt="", metrics={"WER": 0.30})
+    write(tmp_path, "m2", task="t-asr", method="transcription", prompt="", metrics={"WER": 0.10})
+    methods = {**{m.name: m for m in BUILTIN_METHODS}, "transcription": Transcription()}
+    md = build(tmp_path, [EVENTS], methods)
     rows = table(section(md, "Zero-shot: text matching", "Sound events"))
     column = "t-events · accuracy ↑"
     assert rows["m2"][column] == rows["m3"][column] == "**0.900**" and rows["m1"][column] == "0.700"
     assert not rows["Chance level"][column].startswith("**")
-    rows = table(section(md, "Zero-shot: log-likelihood"))
+    rows = table(section(md, "Speech recognition"))  # the method's declared title
     assert rows["m2"]["t-asr · WER ↓"] == "**0.100**" and rows["m1"]["t-asr · WER ↓"] == "0.300"  # lower: better
+    assert "Speech recognition" not in build(tmp_path, [EVENTS])  # without the plugin: its name, higher-is-better
 
 
 def test_a_lone_value_is_not_bold(tmp_path):
@@ -206,8 +219,11 @@ def test_per_prompt_table_compares_prompts_and_main_tables_show_the_default_prom
     assert re.findall(r"^### (.*)$", per_prompt, re.M) == ["Pengi (paper)", "m1"]
     rows = table(section(md, "Per prompt", "m1"))
     column = "t-events · Zero-shot: text matching · accuracy ↑"
-    assert list(rows) == ['"p1"', '"p2"'] and list(rows['"p1"']) == [column]
+    assert list(rows) == ['"p1"', '"p2"', "mean over prompts", "spread (max − min)", "best prompt", "worst prompt"]
+    assert list(rows['"p1"']) == [column]
     assert rows['"p1"'][column] == "0.400" and rows['"p2"'][column] == "**0.600**"
+    assert rows["mean over prompts"][column] == "0.500" and rows["spread (max − min)"][column] == "0.200"
+    assert rows["best prompt"][column] == '"p2" (0.600)' and rows["worst prompt"][column] == '"p1" (0.400)'
     assert table(section(md, "Per prompt", "Pengi (paper)"))['"p2"'][column].startswith("**0.800**")
 
 
@@ -238,31 +254,48 @@ def test_provenance_is_listed_under_every_table(tmp_path):
     assert "seed 7 · finished 2026-01-02\n" in section(md, "Linear probe").split("Provenance:")[1]
 
 
-def test_chance_level_is_analytic_where_defined_else_the_chance_models_results(tmp_path):
-    labelled = spec("t-labelled", labels=("a", "b", "c", "d", "e", "f", "g", "h"))
+def test_chance_level_is_the_analytic_value_the_results_record(tmp_path):
     tags = spec("t-tags", type="multilabel", metric="mAP")
     fewshot = spec("t-few", domain="few-shot", type="fewshot", metric="5-way accuracy", methods=("fewshot",))
-    write(tmp_path, "m1", task="t-labelled", metrics={"accuracy": 0.9})
-    write(tmp_path, "m1", task="t-tags", metrics={"mAP": 0.9})
-    write(tmp_path, "chance", task="t-tags", metrics={"mAP": 0.31})
-    write(tmp_path, "m1", task="t-mystery", metrics={"accuracy": 0.9}, details={"n_labels": 4})
+    write(tmp_path, "m1", metrics={"accuracy": 0.9}, chance={"accuracy": 0.125})
+    write(tmp_path, "m1", task="t-tags", metrics={"mAP": 0.9, "F1": 0.8}, chance={"mAP": 0.27})
+    write(tmp_path, "chance", task="t-tags", metrics={"mAP": 0.31, "F1": 0.3}, chance={"mAP": 0.27})
     write(tmp_path, "m1", task="t-few", method="fewshot", metrics={"5-way accuracy": 0.9, "5-way ci95": 0.05})
-    md = build(tmp_path, [labelled, tags, fewshot])
+    write(tmp_path, "m2", task="t-few", method="fewshot", metrics={"5-way accuracy": 0.8}, chance={"5-way accuracy": 0.2})
+    md = build(tmp_path, [EVENTS, tags, fewshot])
     text = section(md, "Zero-shot: text matching", "Sound events")
     rows = table(text)
-    assert "chance" not in rows  # its results are the chance-level row
-    assert rows["Chance level"]["t-labelled · accuracy ↑"].startswith("0.125 [")
-    labelled_cell = rows["Chance level"]["t-labelled · accuracy ↑"]
-    assert "1/8, a uniform guess over the 8 labels of the spec" in note(text, labelled_cell)
-    assert rows["Chance level"]["t-tags · mAP ↑"].startswith("0.310 [")
-    assert "the `chance` model's results" in note(text, rows["Chance level"]["t-tags · mAP ↑"])
-    assert "- chance: alm-bench" in text  # its provenance is listed
-    other = section(md, "Zero-shot: text matching", "Other (task spec not installed)")
-    mystery_cell = table(other)["Chance level"]["t-mystery · accuracy ↑"]
-    assert mystery_cell.startswith("0.250 [") and "labels named in the results' details" in note(other, mystery_cell)
+    assert rows["chance"]["t-tags · mAP ↑"] == "0.310"  # a model like any other: no name is special
+    chance = rows["Chance level"]
+    assert chance["t-events · accuracy ↑"].startswith("0.125 [") and chance["t-tags · mAP ↑"].startswith("0.270 [")
+    assert "analytic" in note(text, chance["t-events · accuracy ↑"])
+    assert chance["t-tags · F1 ↑"].startswith("— [") and "no analytic value of F1" in note(text, chance["t-tags · F1 ↑"])
     few = table(section(md, "Few-shot: in context"))
     assert few["Chance level"]["t-few · 5-way accuracy ↑"].startswith("0.200 [")
-    assert few["m1"]["t-few · 5-way accuracy ↑"] == "0.900 ± 0.050"
+    assert few["m1"]["t-few · 5-way accuracy ↑"] == "**0.900** ± 0.050"  # a file written before intervals
+
+
+def test_intervals_are_shown_with_every_value(tmp_path):
+    interval = {"low": 0.55, "high": 0.65, "method": "percentile bootstrap over items", "resamples": 1000}
+    write(tmp_path, "m1", metrics={"accuracy": 0.6}, intervals={"accuracy": interval})
+    write(tmp_path, "m1", method="linear_probe", prompt="", metrics={"accuracy": 0.7},
+          intervals={"accuracy": {**interval, "low": 0.68, "high": 0.72, "method": "t interval over 5 folds"}})
+    md = build(tmp_path, [EVENTS])
+    assert table(section(md, "Zero-shot: text matching"))["m1"]["t-events · accuracy ↑"] == "0.600 (0.550–0.650)"
+    assert table(section(md, "Linear probe"))["m1"]["t-events · accuracy ↑"] == "0.700 (0.680–0.720)"
+
+
+def test_a_controlled_run_is_its_own_row_says_how_far_it_fell_and_is_never_ranked(tmp_path):
+    write(tmp_path, "m1", metrics={"accuracy": 0.6})
+    write(tmp_path, "m2", metrics={"accuracy": 0.5})
+    write(tmp_path, "m1", metrics={"accuracy": 0.95}, control="silence", subdir="controlled",
+          control_effect={"uncontrolled": {"accuracy": 0.6}, "fell_by": {"accuracy": -0.35}})
+    text = section(build(tmp_path, [EVENTS]), "Zero-shot: text matching")
+    rows = table(text)
+    cell = rows["m1 (silence control)"]["t-events · accuracy ↑"]
+    assert cell.startswith("0.950 [") and rows["m1"]["t-events · accuracy ↑"] == "**0.600**"
+    assert "every clip replaced (silence control); fell from the real audio's run: accuracy by -0.350" in \
+        note(text, cell)
 
 
 def test_output_is_byte_identical_and_independent_of_file_system_order(tmp_path, monkeypatch):
@@ -291,7 +324,8 @@ def run_cli(monkeypatch, capsys, *args) -> tuple[int, str]:
 def test_cli_writes_the_same_bytes_every_time(tmp_path, monkeypatch, capsys):
     results = tmp_path / "results"
     write(results, "m1")
-    monkeypatch.setattr(cli, "_registry", lambda: type("Registry", (), {"tasks": {"t-events": EVENTS}})())
+    monkeypatch.setattr(cli, "_registry", lambda: type("Registry", (), {
+        "tasks": {"t-events": EVENTS}, "methods": {m.name: m for m in BUILTIN_METHODS}})())
     outputs = []
     for name in ("a.md", "b.md"):
         code, err = run_cli(monkeypatch, capsys, "leaderboard", "--results-dir", str(results),

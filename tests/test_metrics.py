@@ -12,7 +12,6 @@ from alm_bench.metrics import (
     accuracy,
     answers_match,
     caption_metrics,
-    confidence_interval_95,
     f1_score,
     mean_average_precision,
     normalize_answer,
@@ -103,13 +102,14 @@ def test_normalize_answer_keeps_distinct_answers_apart():
     assert not answers_match(None, "yes")
 
 
-def test_confidence_interval():
-    mean, half_width = confidence_interval_95([1.0, 2.0, 3.0, 4.0])
-    assert mean == pytest.approx(2.5)
-    assert half_width == pytest.approx(1.96 * math.sqrt(5 / 3) / 2)
-    assert confidence_interval_95([0.7]) == (0.7, 0.0)
-    with pytest.raises(ValueError):
-        confidence_interval_95([])
+def test_t_interval_over_folds():
+    from alm_bench.uncertainty import t_interval
+
+    interval = t_interval([1.0, 2.0, 3.0, 4.0])
+    half = 3.182446305284263 * math.sqrt(5 / 3) / 2  # t(0.975, 3 degrees of freedom)
+    assert (interval.low, interval.high) == pytest.approx((2.5 - half, 2.5 + half))
+    assert "4 folds" in interval.method
+    assert (t_interval([0.7]).low, t_interval([0.7]).high) == (0.7, 0.7)
 
 
 def _java_children() -> list[int]:

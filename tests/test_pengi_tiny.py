@@ -9,7 +9,6 @@ import json
 import pytest
 import torch
 
-from alm_bench.runner import RunConfig, run
 from alm_bench_plugins.pengi import training
 from alm_bench_plugins.pengi.config import AudioConfig, GPT2Sizes, MapperConfig, PengiConfig, register_config
 from alm_bench_plugins.pengi.tiny import WEIGHTS, PengiTinyModel
@@ -35,14 +34,10 @@ def test_shipped_weights_are_small_and_are_the_recorded_run():
 
 
 @pytest.fixture(scope="module")
-def suite(registry, cache_dir, tmp_path_factory):
+def suite(synth_suite):
     """pengi-tiny (shipped weights, nothing downloaded) and chance on the whole synthetic suite."""
-    out = tmp_path_factory.mktemp("tiny-results")
-    results = {}
-    for model in ("pengi-tiny", "chance"):
-        summary = run(RunConfig(model=model, tasks="synth-*", output_dir=out, cache_dir=cache_dir), registry)
-        results[model] = {(r.task, r.method): r.metrics for r in summary.results}
-    return results
+    return {model: {key: r.metrics for key, r in synth_suite(model).results.items()}
+            for model in ("pengi-tiny", "chance")}
 
 
 # (task, method, metric, chance level, required multiple of it); a multiple that would pass 1.0 is

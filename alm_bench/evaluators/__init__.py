@@ -1,6 +1,6 @@
 """Evaluation methods; each is a :class:`Method` registered through the ``alm_bench_methods`` hook."""
 
-from .base import EvalContext, Method, MethodResult
+from .base import EvalContext, Method, MethodResult, Metric
 from .classification import LinearProbe, LogLikelihood, TextMatching
 from .fewshot import InContextFewShot, PrototypeFewShot
 from .generation import Captioning, QuestionAnswering, TwoClipReasoning
@@ -11,4 +11,4 @@ BUILTIN_METHODS = (
     GenerativeRetrieval(), EmbeddingRetrieval(), InContextFewShot(), PrototypeFewShot(),
 )
 
-__all__ = ["EvalContext", "Method", "MethodResult", "BUILTIN_METHODS"]
+__all__ = ["EvalContext", "Method", "MethodResult", "Metric", "BUILTIN_METHODS"]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Optional
 
 import numpy as np
 
@@ -13,6 +14,7 @@ from ..calls import Call, ClipRef
 from ..data import Item
 from ..executor import Executor, Outcome
 from ..specs import TaskSpec
+from ..uncertainty import Interval, Statistic, bootstrap, ones
 
 
 @dataclass
@@ -25,6 +27,28 @@ class MethodResult:
     n_failed: int
     unavailable: dict[str, str] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Metric:
+    """What a method declares about a metric it reports; the runner, the results, the spec checker
+    and the leaderboard read these declarations instead of keeping their own tables."""
+
+    #: the name in the results; ``{ways}`` in it stands for a number (``5-way accuracy``)
+    name: str
+    higher_is_better: bool = True
+    #: the best value a perfect model reaches, None when unbounded (CIDEr-D)
+    best: Optional[float] = 1.0
+    #: the analytic chance level on a task (a uniform guess, a random ranking), None where there is none
+    chance: Optional[Callable[["EvalContext"], Optional[float]]] = None
+    #: the metric a table shows first for this method
+    headline: bool = False
+    #: task types it is reported on (empty: every type the method applies to)
+    task_types: tuple[str, ...] = ()
+
+    def matches(self, name: str) -> bool:
+        pattern = re.escape(self.name).replace(re.escape("{ways}"), r"\d+")
+        return re.fullmatch(pattern, name) is not None
 
 
 @dataclass
@@ -100,12 +124,72 @@ class Method:
     #: option name -> default (the default's type is the option's type)
     options: ClassVar[dict[str, Any]] = {}
     description: ClassVar[str] = ""
+    #: a section title for reports ("Zero-shot: text matching")
+    title: ClassVar[str] = ""
+    #: every metric the method may report
+    metrics: ClassVar[tuple[Metric, ...]] = ()
+    #: what its confidence intervals resample ("items", "episodes")
+    resample_over: ClassVar[str] = "items"
 
     def evaluate(self, ctx: EvalContext) -> MethodResult:
         raise NotImplementedError
 
     def with_defaults(self, options: dict[str, Any]) -> dict[str, Any]:
         return {**self.options, **options}
+
+    # -- declarations ------------------------------------------------------------------------
+    def metric(self, name: str) -> Metric | None:
+        """The declaration of a reported metric name, or None."""
+        return next((m for m in self.metrics if m.matches(name)), None)
+
+    def produces(self, spec: TaskSpec, options: dict[str, Any]) -> tuple[str, ...]:
+        """The metric names this method reports on a task (what a spec's ``metric:`` may name)."""
+        return tuple(m.name for m in self.metrics if not m.task_types or spec.type in m.task_types)
+
+    def chance_levels(self, ctx: EvalContext, names) -> dict[str, float]:
+        """Analytic chance level of each reported metric that has one."""
+        levels = {}
+        for name in names:
+            declared = self.metric(name)
+            value = declared.chance(ctx) if declared and declared.chance else None
+            if value is not None and np.isfinite(value):
+                levels[name] = float(value)
+        return levels
+
+    # -- scoring from item records (intervals, compare) -----------------------------------
+    def unit(self, record: dict) -> str:
+        """The resampling unit a record belongs to (its item; an episode for few-shot)."""
+        return str(record["id"])
+
+    def statistic(self, records: list[dict], details: dict[str, Any]) -> Statistic | None:
+        """The metrics recomputed from records under unit weights ``[b, units]`` (units in sorted
+        order of :meth:`unit`), or None when the records cannot reproduce them."""
+        return None
+
+    def intervals(self, result: MethodResult, seed: int) -> dict[str, Interval]:
+        """95% interval of every metric: a seeded bootstrap over the resampling units."""
+        statistic = self.statistic(result.records, result.details)
+        if statistic is None or not result.records:
+            return {}
+        units = len({self.unit(r) for r in result.records})
+        found = bootstrap(statistic, units, seed, over=self.resample_over)
+        return {name: found[name] for name in result.metrics if name in found and result.metrics[name] is not None}
+
+
+def record_units(method: Method, records: list[dict]) -> np.ndarray:
+    """For each record, the column of its unit in the weight matrix (units in sorted order)."""
+    keys = [method.unit(r) for r in records]
+    position = {key: i for i, key in enumerate(sorted(set(keys)))}
+    return np.array([position[k] for k in keys], dtype=int)
+
+
+def reproduce(method: Method, records: list[dict], details: dict[str, Any]) -> dict[str, float]:
+    """The metrics as the records give them (all weights one): they must equal the reported ones."""
+    statistic = method.statistic(records, details)
+    if statistic is None:
+        return {}
+    units = len({method.unit(r) for r in records})
+    return {name: float(values[0]) for name, values in statistic(ones(units)).items()}
 
 
 def outputs_or_none(outcomes: list[Outcome]) -> list[Any]:

@@ -10,7 +10,46 @@ from .. import metrics
 from ..calls import Call
 from ..probe import FoldResult, ProbeConfig, run_probe, summarize
 from ..protocol import GenerateRequest, ScoreRequest
-from .base import EvalContext, Method, MethodResult, count_failed, match_to_labels, outputs_or_none
+from ..uncertainty import Interval, average_precision, random_ranking_ap, ratio, t_interval
+from .base import (EvalContext, Method, MethodResult, Metric, count_failed, match_to_labels, outputs_or_none,
+                   record_units)
+
+#: how a multilabel prediction is decided from per-label scores (recorded in the results' details)
+LARGEST_GAP = ("largest gap: the labels ranked above the largest drop between consecutive scores of the "
+               "item (scale-free; a model that scores its true labels above the others predicts exactly them)")
+
+
+def _uniform_guess(ctx: EvalContext) -> float:
+    return 1 / len(ctx.labels)
+
+
+def _random_ranking_map(ctx: EvalContext, groups) -> float | None:
+    """Expected macro AP of a random ranking of each test group, averaged over groups."""
+    values = []
+    for items in groups:
+        targets = _targets(ctx, items)
+        per_label = [random_ranking_ap(int(p), len(items)) for p in targets.sum(axis=0) if p > 0]
+        if per_label:
+            values.append(float(np.mean(per_label)))
+    return float(np.mean(values)) if values else None
+
+
+def _zero_shot_map_chance(ctx: EvalContext) -> float | None:
+    return _random_ranking_map(ctx, [ctx.test_items])
+
+
+ACCURACY = Metric("accuracy", chance=_uniform_guess, headline=True, task_types=("multiclass",))
+MAP = Metric("mAP", chance=_zero_shot_map_chance, headline=True, task_types=("multilabel",))
+F1 = Metric("F1", task_types=("multilabel",))
+
+
+def largest_gap(scores: np.ndarray) -> np.ndarray:
+    """Indices of the labels above the largest drop in the item's sorted scores (at least one)."""
+    order = np.argsort(-scores, kind="stable")
+    if len(order) < 2:
+        return order
+    ranked = scores[order]
+    return order[: int(np.argmax(ranked[:-1] - ranked[1:])) + 1]
 
 
 def _targets(ctx: EvalContext, items) -> np.ndarray:
@@ -34,22 +73,62 @@ def _scored_result(ctx: EvalContext, items, scores: np.ndarray, outputs: list, o
         threshold = ctx.options.get("threshold")
         predicted = np.zeros_like(targets)
         for row in np.flatnonzero(valid):
-            predicted[row, best[row]] = 1
-            if threshold is not None:
+            if threshold is None:
+                predicted[row, largest_gap(scores[row])] = 1
+            else:
+                predicted[row, best[row]] = 1
                 predicted[row] |= (scores[row] >= threshold).astype(int)
         result = {"mAP": metrics.mean_average_precision(targets, scores),
                   "F1": metrics.f1_score(targets, predicted)}
         for row, item in enumerate(items):
             chosen = [labels[j] for j in np.flatnonzero(predicted[row])]
-            records.append(_record(item, ctx.prompt, outputs[row], list(item.labels), chosen,
-                                   set(chosen) == set(item.labels), outcomes[row].error))
-    else:
-        predictions = [labels[b] if b >= 0 else None for b in best]
-        truths = [item.labels[0] for item in items]
-        result = {"accuracy": metrics.accuracy(truths, predictions)}
-        for item, output, prediction, truth, outcome in zip(items, outputs, predictions, truths, outcomes):
-            records.append(_record(item, ctx.prompt, output, truth, prediction, prediction == truth, outcome.error))
+            record = _record(item, ctx.prompt, outputs[row], list(item.labels), chosen,
+                             set(chosen) == set(item.labels), outcomes[row].error)
+            records.append({**record, "scores": _finite_list(scores[row])})
+        rule = LARGEST_GAP if threshold is None else f"the best label and every label scoring >= {threshold}"
+        details = {"labels": list(labels), "decision_rule": rule}
+        return MethodResult(result, records, len(items), count_failed(outcomes), details=details)
+    predictions = [labels[b] if b >= 0 else None for b in best]
+    truths = [item.labels[0] for item in items]
+    result = {"accuracy": metrics.accuracy(truths, predictions)}
+    for item, output, prediction, truth, outcome in zip(items, outputs, predictions, truths, outcomes):
+        records.append(_record(item, ctx.prompt, output, truth, prediction, prediction == truth, outcome.error))
     return MethodResult(result, records, len(items), count_failed(outcomes))
+
+
+def _finite_list(values) -> list:
+    """Scores for a JSON record: NaN (a failed item) as null."""
+    return [float(v) if np.isfinite(v) else None for v in np.asarray(values, dtype=np.float64)]
+
+
+def _score_matrix(records: list[dict], labels: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    targets = np.array([[label in r["target"] for label in labels] for r in records], dtype=np.float64)
+    scores = np.array([[np.nan if v is None else v for v in r["scores"]] for r in records], dtype=np.float64)
+    return targets, scores
+
+
+def _label_statistic(records: list[dict], details: dict, index: np.ndarray):
+    """accuracy, or mAP and micro F1, of scored classification records under unit weights."""
+    if records and "scores" in records[0]:
+        targets, scores = _score_matrix(records, details["labels"])
+        chosen = [set(r["prediction"] or ()) for r in records]
+        truth = [set(r["target"]) for r in records]
+        tp = np.array([len(c & t) for c, t in zip(chosen, truth)], dtype=np.float64)
+        wrong = np.array([len(c ^ t) for c, t in zip(chosen, truth)], dtype=np.float64)
+        return lambda w: {"mAP": average_precision(targets, scores, w[:, index]),
+                          "F1": ratio(w[:, index], 2 * tp, 2 * tp + wrong)}
+    correct = np.array([bool(r["correct"]) for r in records], dtype=np.float64)
+    return lambda w: {"accuracy": ratio(w[:, index], correct)}
+
+
+class _Scored(Method):
+    """Methods that score every label of every test item (text matching, log-likelihood)."""
+
+    task_types = ("multiclass", "multilabel")
+    metrics = (ACCURACY, MAP, F1)
+
+    def statistic(self, records, details):
+        return _label_statistic(records, details, record_units(self, records))
 
 
 def _record(item, prompt, output, target, prediction, correct, error="") -> dict:
@@ -57,9 +136,9 @@ def _record(item, prompt, output, target, prediction, correct, error="") -> dict
             "prediction": prediction, "correct": bool(correct), "error": error}
 
 
-class TextMatching(Method):
+class TextMatching(_Scored):
     name = "text_matching"
-    task_types = ("multiclass", "multilabel")
+    title = "Zero-shot: text matching"
     needs = ("generate",)
     needs_prompt = True
     uses_text_encoder = True
@@ -79,9 +158,9 @@ class TextMatching(Method):
         return _scored_result(ctx, items, scores, outputs, outcomes)
 
 
-class LogLikelihood(Method):
+class LogLikelihood(_Scored):
     name = "log_likelihood"
-    task_types = ("multiclass", "multilabel")
+    title = "Zero-shot: log-likelihood"
     needs = ("score",)
     needs_prompt = True
     options = {"template": "{label}"}
@@ -106,9 +185,20 @@ class LogLikelihood(Method):
         return _scored_result(ctx, items, scores, outputs, outcomes)
 
 
+def _probe_map_chance(ctx: EvalContext) -> float | None:
+    """Each fold's (or the test split's) items ranked at random."""
+    groups: dict = {}
+    for item in ctx.items:
+        if ctx.spec.folds or item.split == ctx.spec.splits.test:
+            groups.setdefault(item.fold if ctx.spec.folds else "test", []).append(item)
+    return _random_ranking_map(ctx, list(groups.values()))
+
+
 class LinearProbe(Method):
     name = "linear_probe"
+    title = "Linear probe"
     task_types = ("multiclass", "multilabel")
+    metrics = (ACCURACY, Metric("mAP", chance=_probe_map_chance, headline=True, task_types=("multilabel",)))
     needs = ("embed",)
     options = {"layers": 1, "hidden_size": 256, "max_epochs": 200, "patience": 20,
                "learning_rates": [1e-4, 1e-3, 1e-2]}
@@ -132,12 +222,33 @@ class LinearProbe(Method):
             decode=lambda rows: [FoldResult(**row) for row in rows])
         mean, std = summarize(folds)
         metric = "mAP" if ctx.spec.multilabel else "accuracy"
-        details = {"layers": config.layers, "folds": [
+        details = {"layers": config.layers, "std": std, "labels": list(ctx.labels), "folds": [
             {"test_fold": f.test_fold, metric: f.metric, "learning_rate": f.learning_rate, "epochs": f.epochs}
             for f in folds]}
         records = _probe_records(ctx, items, groups, folds, outcomes)
         n_failed = sum(1 for r in records if r["error"])
-        return MethodResult({metric: mean, f"{metric}_std": std}, records, len(records), n_failed, details=details)
+        return MethodResult({metric: mean}, records, len(records), n_failed, details=details)
+
+    def statistic(self, records, details):
+        """The mean over folds of each fold's metric."""
+        index = record_units(self, records)
+        per_fold = []
+        for fold in dict.fromkeys(r["fold"] for r in records):
+            rows = [i for i, r in enumerate(records) if r["fold"] == fold]
+            per_fold.append(_label_statistic([records[i] for i in rows], details, index[rows]))
+
+        def statistic(weights):
+            values = [f(weights) for f in per_fold]
+            return {name: np.nanmean([v[name] for v in values], axis=0) for name in values[0]
+                    if name != "F1"}
+        return statistic
+
+    def intervals(self, result, seed) -> dict[str, Interval]:
+        """Over folds (a t interval of the fold mean); over test items for a single train/valid/test split."""
+        folds = result.details.get("folds", [])
+        if len(folds) < 2:
+            return super().intervals(result, seed)
+        return {name: t_interval([f[name] for f in folds]) for name in result.metrics}
 
 
 def _role(ctx: EvalContext, item) -> str:
@@ -156,13 +267,15 @@ def _probe_records(ctx: EvalContext, items, groups, folds, outcomes) -> list[dic
         rows = [i for i, g in enumerate(groups) if str(g) == fold.test_fold]
         for row, prediction in zip(rows, fold.predictions):
             item, outcome = items[row], outcomes[row]
+            extra = {"fold": fold.test_fold}
             if ctx.spec.multilabel:
                 scores = np.asarray(prediction, dtype=np.float64)
                 chosen = [ctx.labels[int(np.argmax(scores))]] if np.isfinite(scores).any() else []
                 target, correct = list(item.labels), bool(chosen) and chosen[0] in item.labels
+                extra["scores"] = _finite_list(scores)
             else:
                 chosen = ctx.labels[prediction] if prediction >= 0 else None
                 target, correct = item.labels[0], chosen == item.labels[0]
             record = _record(item, "", None, target, chosen, correct, outcome.error)
-            records.append({**record, "fold": fold.test_fold})
+            records.append({**record, **extra})
     return records

@@ -4,16 +4,35 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import metrics
 from ..calls import Call
 from ..episodes import Episode, prototype_predict, sample_episodes
 from ..protocol import GenerateRequest
-from .base import EvalContext, Method, MethodResult, match_to_labels
+from ..uncertainty import ratio
+from .base import EvalContext, Method, MethodResult, Metric, match_to_labels, record_units
 
 
 class _FewShot(Method):
     task_types = ("fewshot",)
     options = {"ways": [5], "shots": 5, "queries": 2, "episodes": 20}
+    #: one metric per ``ways`` option; its chance level is 1/ways (see chance_levels)
+    metrics = (Metric("{ways}-way accuracy", headline=True),)
+    resample_over = "episodes"
+
+    def produces(self, spec, options):
+        return tuple(f"{ways}-way accuracy" for ways in self.with_defaults(options)["ways"])
+
+    def chance_levels(self, ctx, names):
+        return {name: 1 / int(name.split("-")[0]) for name in names if self.metric(name)}
+
+    def unit(self, record: dict) -> str:
+        return f"{record['ways']}-way/{record['episode']:06d}"
+
+    def statistic(self, records, details):
+        index = record_units(self, records)
+        correct = np.array([bool(r["correct"]) for r in records], dtype=np.float64)
+        by_ways = {ways: np.array([r["ways"] == ways for r in records]) for ways in dict.fromkeys(r["ways"] for r in records)}
+        return lambda w: {f"{ways}-way accuracy": ratio(w[:, index[rows]], correct[rows])
+                          for ways, rows in by_ways.items()}
 
     def episodes(self, ctx: EvalContext, ways: int) -> list[Episode]:
         return sample_episodes([item.labels[0] for item in ctx.test_items], ways=ways, shots=ctx.options["shots"],
@@ -25,10 +44,8 @@ class _FewShot(Method):
         for ways in ctx.options["ways"]:
             episodes = self.episodes(ctx, ways)
             records = self.predict(ctx, episodes, ways)
-            per_episode = [np.mean([r["correct"] for r in records if r["episode"] == e]) for e in range(len(episodes))]
-            mean, half = metrics.confidence_interval_95(per_episode)
-            result.metrics[f"{ways}-way accuracy"] = mean
-            result.metrics[f"{ways}-way ci95"] = half
+            # every episode has as many queries, so the mean over queries is the mean over episodes
+            result.metrics[f"{ways}-way accuracy"] = float(np.mean([r["correct"] for r in records]))
             result.records += records
             result.n_items += len(records)
             result.n_failed += sum(1 for r in records if r["error"])
@@ -47,6 +64,7 @@ class InContextFewShot(_FewShot):
     """Support clips with their labels interleaved before the query clip, as APT prompts them."""
 
     name = "fewshot"
+    title = "Few-shot: in context"
     needs = ("generate", "interleaved")
     needs_prompt = True
     uses_text_encoder = True
@@ -79,6 +97,7 @@ class PrototypeFewShot(_FewShot):
     """For embed-only models: nearest class prototype (mean support embedding) by cosine."""
 
     name = "fewshot_prototype"
+    title = "Few-shot: prototypes"
     needs = ("embed",)
     description = "nearest class prototype of support embeddings (cosine)"
 

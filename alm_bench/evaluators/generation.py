@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
+
 from .. import metrics
 from ..calls import Call
 from ..protocol import GenerateRequest
-from .base import EvalContext, Method, MethodResult, count_failed
+from ..uncertainty import ratio
+from .base import EvalContext, Method, MethodResult, Metric, count_failed, record_units
+
+#: metrics whose corpus value is the mean of the per-item values (CIDEr-D with document frequencies
+#: of the whole test set)
+_ITEM_MEANS = ("ROUGE-L", "CIDEr-D", "SPICE", "SPIDEr")
 
 
 class Captioning(Method):
     name = "captioning"
+    title = "Captioning"
     task_types = ("captioning",)
+    metrics = (*(Metric(f"BLEU-{n}") for n in range(1, 5)), Metric("METEOR"), Metric("ROUGE-L"),
+               Metric("CIDEr-D", best=None), Metric("SPICE"), Metric("SPIDEr", best=None, headline=True))
     needs = ("generate",)
     needs_prompt = True
     description = "BLEU-1..4, METEOR, ROUGE-L, CIDEr-D, SPICE, SPIDEr as pycocoevalcap computes them"
@@ -32,18 +42,46 @@ class Captioning(Method):
         records = [
             {"id": item.id, "prompt": ctx.prompt, "output": o.value if o.ok else None,
              "target": list(item.captions), "correct": None, "error": o.error,
-             "CIDEr-D": scores.per_item.get(item.id, {}).get("CIDEr-D")}
+             "CIDEr-D": scores.per_item.get(item.id, {}).get("CIDEr-D"),
+             "scores": scores.per_item.get(item.id, {}), "bleu_stats": scores.bleu_stats.get(item.id)}
             for item, o in zip(items, outcomes)
         ]
         return MethodResult(dict(scores.values), records, len(items), count_failed(outcomes),
-                            unavailable=dict(scores.unavailable))
+                            unavailable=dict(scores.unavailable), details={"meteor_corpus": scores.values.get("METEOR")})
+
+    def statistic(self, records, details):
+        """BLEU from summed n-gram statistics; the per-item means as they are; METEOR, which the jar
+        aggregates its own way, as the mean of its per-item scores moved onto the corpus value."""
+        index = record_units(self, records)
+        per_item = {name: np.array([r["scores"].get(name, np.nan) for r in records], dtype=np.float64)
+                    for name in (*_ITEM_MEANS, "METEOR") if all(name in r.get("scores", {}) for r in records)}
+        has_bleu = all(r.get("bleu_stats") for r in records)
+        stats = np.array([r["bleu_stats"] for r in records], dtype=np.float64) if has_bleu else None
+        meteor = details.get("meteor_corpus")
+
+        def statistic(weights):
+            w = weights[:, index]
+            out = {name: ratio(w, values) for name, values in per_item.items() if name != "METEOR"}
+            if "METEOR" in per_item and meteor is not None:
+                out["METEOR"] = ratio(w, per_item["METEOR"]) + (meteor - per_item["METEOR"].mean())
+            if stats is not None:
+                out.update(metrics.corpus_bleu(w @ stats))
+            return out
+        return statistic
+
+
+def _answer_guess(ctx: EvalContext) -> float:
+    """A uniform guess among the task's distinct answers."""
+    return 1 / len({item.answer for item in ctx.test_items})
 
 
 class QuestionAnswering(Method):
     """Exact match after normalisation (case, punctuation, articles, number words vs digits)."""
 
     name = "qa"
+    title = "Question answering"
     task_types = ("qa",)
+    metrics = (Metric("accuracy", chance=_answer_guess, headline=True),)
     needs = ("generate",)
     needs_prompt = True
     description = "answer the question in the prompt; exact match after normalisation"
@@ -64,11 +102,17 @@ class QuestionAnswering(Method):
         accuracy = sum(r["correct"] for r in records) / len(records)
         return MethodResult({"accuracy": accuracy}, records, len(items), count_failed(outcomes))
 
+    def statistic(self, records, details):
+        index = record_units(self, records)
+        correct = np.array([bool(r["correct"]) for r in records], dtype=np.float64)
+        return lambda w: {"accuracy": ratio(w[:, index], correct)}
+
 
 class TwoClipReasoning(QuestionAnswering):
     """NLAR-style: both clips, then the question, in one interleaved request."""
 
     name = "two_clip"
+    title = "Two-clip reasoning"
     task_types = ("two_clip",)
     needs = ("generate", "interleaved")
     description = "two clips and a question in one interleaved request; exact-match accuracy"

@@ -11,7 +11,10 @@ import numpy as np
 from .. import metrics
 from ..calls import Call
 from ..protocol import GenerateRequest
-from .base import EvalContext, Method, MethodResult, count_failed
+from ..uncertainty import random_ranking_ap, random_recall_at_k, ratio
+from .base import EvalContext, Method, MethodResult, Metric, count_failed, record_units
+
+_MEASURES = ("R@1", "R@5", "R@10", "mAP@10")
 
 
 def _caption_index(items) -> tuple[list[str], list[set[int]]]:
@@ -24,32 +27,83 @@ def _caption_index(items) -> tuple[list[str], list[set[int]]]:
     return texts, [owners[t] for t in texts]
 
 
-def _both_directions(text_vs_audio: np.ndarray, owners: list[set[int]], n_audio: int) -> dict[str, float]:
-    t2a = metrics.retrieval_metrics(text_vs_audio, owners)  # failed clips: NaN columns, ranked last
+def _both_directions(text_vs_audio: np.ndarray, owners: list[set[int]], n_audio: int) -> dict[str, np.ndarray]:
+    """Per-query values: ``t2a_*`` per caption, ``a2t_*`` per clip."""
+    t2a = metrics.retrieval_per_query(text_vs_audio, owners)  # failed clips: NaN columns, ranked last
     relevant_texts = [{t for t, o in enumerate(owners) if a in o} for a in range(n_audio)]
     audio_vs_text = text_vs_audio.T.copy()
     for a in np.flatnonzero(np.isnan(audio_vs_text).all(axis=1)):  # a failed clip retrieves nothing right
         audio_vs_text[a] = 0.0
         audio_vs_text[a, list(relevant_texts[a])] = -1.0
-    a2t = metrics.retrieval_metrics(audio_vs_text, relevant_texts)
+    a2t = metrics.retrieval_per_query(audio_vs_text, relevant_texts)
     return {**{f"t2a_{k}": v for k, v in t2a.items()}, **{f"a2t_{k}": v for k, v in a2t.items()}}
 
 
-def _records(items, outputs, errors, text_vs_audio, prompt) -> list[dict]:
-    """Per clip: the rank (1-based) of its best reference caption among all captions."""
+def _records(items, outputs, errors, text_vs_audio, prompt, owners, per_query) -> list[dict]:
+    """Per clip: the rank (1-based) of its best reference caption among all captions, its own a2t
+    values and the summed t2a values of the captions it is the first owner of (for intervals)."""
     records = []
     order = np.argsort(-np.nan_to_num(text_vs_audio.T, nan=-np.inf), axis=1, kind="stable")
+    owned: dict[int, list[int]] = {}
+    for t, owner in enumerate(owners):
+        owned.setdefault(min(owner), []).append(t)
     for a, item in enumerate(items):
+        mine = owned.get(a, [])
         records.append({"id": item.id, "prompt": prompt, "output": outputs[a], "target": list(item.captions),
-                        "correct": None, "error": errors[a], "a2t_top1": int(order[a, 0])})
+                        "correct": None, "error": errors[a], "a2t_top1": int(order[a, 0]),
+                        "a2t": {m: float(per_query[f"a2t_{m}"][a]) for m in _MEASURES},
+                        "t2a": {m: float(per_query[f"t2a_{m}"][mine].sum()) for m in _MEASURES},
+                        "t2a_queries": len(mine)})
     return records
 
 
-class GenerativeRetrieval(Method):
+def _result(items, outputs, errors, text_vs_audio, prompt, owners, n_failed) -> MethodResult:
+    per_query = _both_directions(text_vs_audio, owners, len(items))
+    records = _records(items, outputs, errors, text_vs_audio, prompt, owners, per_query)
+    return MethodResult({k: float(v.mean()) for k, v in per_query.items()}, records, len(items), n_failed)
+
+
+def _chance(direction: str, measure: str):
+    """A random ranking's expected value, averaged over the queries of one direction."""
+    def chance(ctx: EvalContext) -> float:
+        items = ctx.test_items
+        _, owners = _caption_index(items)
+        if direction == "t2a":
+            relevant, documents = [len(o) for o in owners], len(items)
+        else:
+            relevant = [sum(1 for o in owners if a in o) for a in range(len(items))]
+            documents = len(owners)
+        if measure == "mAP@10":
+            return float(np.mean([random_ranking_ap(r, documents, depth=10) for r in relevant]))
+        k = int(measure[2:])
+        return float(np.mean([random_recall_at_k(r, documents, k) for r in relevant]))
+    return chance
+
+
+class _Retrieval(Method):
+    task_types = ("retrieval",)
+    metrics = tuple(Metric(f"{d}_{m}", chance=_chance(d, m), headline=(d, m) == ("t2a", "R@1"))
+                    for d in ("t2a", "a2t") for m in _MEASURES)
+
+    def statistic(self, records, details):
+        index = record_units(self, records)
+        a2t = {m: np.array([r["a2t"][m] for r in records]) for m in _MEASURES}
+        t2a = {m: np.array([r["t2a"][m] for r in records]) for m in _MEASURES}
+        queries = np.array([r["t2a_queries"] for r in records], dtype=np.float64)
+
+        def statistic(weights):
+            w = weights[:, index]
+            out = {f"a2t_{m}": ratio(w, values) for m, values in a2t.items()}
+            out.update({f"t2a_{m}": ratio(w, values, queries) for m, values in t2a.items()})
+            return out
+        return statistic
+
+
+class GenerativeRetrieval(_Retrieval):
     """Pengi's way: caption every clip, then match queries to the captions with a text encoder."""
 
     name = "retrieval"
-    task_types = ("retrieval",)
+    title = "Retrieval: generative"
     needs = ("generate",)
     needs_prompt = True
     uses_text_encoder = True
@@ -67,16 +121,15 @@ class GenerativeRetrieval(Method):
         if ok:
             encoded = ctx.encode_texts(texts + [generated[i] for i in ok])
             text_vs_audio[:, ok] = encoded[: len(texts)] @ encoded[len(texts):].T
-        return MethodResult(_both_directions(text_vs_audio, owners, len(items)),
-                            _records(items, generated, [o.error for o in outcomes], text_vs_audio, ctx.prompt),
-                            len(items), count_failed(outcomes))
+        return _result(items, generated, [o.error for o in outcomes], text_vs_audio, ctx.prompt, owners,
+                       count_failed(outcomes))
 
 
-class EmbeddingRetrieval(Method):
+class EmbeddingRetrieval(_Retrieval):
     """Contrastive-style: audio and text embedded into the model's shared space."""
 
     name = "retrieval_embedding"
-    task_types = ("retrieval",)
+    title = "Retrieval: embeddings"
     needs = ("embed", "shared_space")
     description = "cosine between audio embeddings and the model's own text embeddings"
 
@@ -89,9 +142,7 @@ class EmbeddingRetrieval(Method):
         text_vs_audio = _cosine([o.value if o.ok else None for o in text],
                                 [o.value if o.ok else None for o in audio])
         errors = [o.error for o in audio]
-        return MethodResult(_both_directions(text_vs_audio, owners, len(items)),
-                            _records(items, [None] * len(items), errors, text_vs_audio, ""),
-                            len(items), count_failed(audio))
+        return _result(items, [None] * len(items), errors, text_vs_audio, "", owners, count_failed(audio))
 
 
 def _cosine(rows: list, cols: list) -> np.ndarray:
