@@ -8,13 +8,10 @@ a wrong key).  Errors never carry the request's headers, so the API key reaches 
 
 from __future__ import annotations
 
-import http.client
 import json
 import random
 import socket
 import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Sequence
 
@@ -44,6 +41,10 @@ class ChatClient:
     def post(self, path: str, body: dict, parse: Callable[[dict], Any] = lambda r: r) -> Any:
         """``parse(response_json)`` with retries; ``parse`` raises ``Malformed`` (or KeyError,
         TypeError, ValueError) on a response that does not hold what it needs."""
+        import http.client  # here, not at import: every alm-bench command imports the plugin
+        import urllib.error
+        import urllib.request
+
         data = json.dumps(body).encode("utf-8")
         problem = ""
         for attempt in range(self.retries + 1):
@@ -85,7 +86,7 @@ class ChatClient:
         self.pool.shutdown(wait=False)
 
 
-def _error_detail(exc: urllib.error.HTTPError) -> str:
+def _error_detail(exc) -> str:
     """The server's own message, if it sent a JSON error body (``{"error": {"message": ...}}``)."""
     try:
         message = json.loads(exc.read() or b"{}").get("error", {})
@@ -95,7 +96,7 @@ def _error_detail(exc: urllib.error.HTTPError) -> str:
     return f": {message[:200]}" if message else ""
 
 
-def _retry_after(exc: urllib.error.HTTPError) -> float:
+def _retry_after(exc) -> float:
     try:
         return min(MAX_WAIT_S, max(0.0, float(exc.headers.get("Retry-After", 0))))
     except (TypeError, ValueError):
