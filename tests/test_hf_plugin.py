@@ -12,6 +12,7 @@ from alm_bench import GenerateRequest, GenerationConfig, ScoreRequest, check_mod
 from alm_bench.checks import synthetic_clips
 from alm_bench.cli import parse_model_args
 from alm_bench.errors import UsageError
+from alm_bench.runner import RunConfig, run
 
 from .hf_tiny import ARCHITECTURES, build
 
@@ -35,6 +36,7 @@ def models(tmp_path_factory, registry):
     for arch in ARCHITECTURES:
         directory = build(arch, tmp_path_factory.mktemp(arch))
         out[arch] = registry.load_model("hf", parse_model_args(f"checkpoint={directory}"))
+        out[arch].directory = directory
     return out
 
 
@@ -124,6 +126,21 @@ def test_interleaved_clips_and_texts_reach_the_template_in_order(models, clips):
     assert text.index("Audio 1:") < text.index("first clip.") < text.index("Audio 2:") < text.index("which clip")
     two = model.generate([GenerateRequest(content)], GenerationConfig(max_new_tokens=4))[0]
     assert two == model.generate([GenerateRequest(content)], GenerationConfig(max_new_tokens=4))[0]
+
+
+def test_runs_offer_two_clip_questions_only_to_architectures_that_take_two_clips(models, registry, cache_dir,
+                                                                               tmp_path):
+    """The runner reads each instance's capabilities: the same ``hf`` model class answers two-clip
+    questions with Qwen2-Audio and skips them, with the reason, with Audio Flamingo 3."""
+    def two_clip(arch):
+        config = RunConfig(model="hf", model_args={"checkpoint": str(models[arch].directory)}, tasks="synth-compare",
+                           limit=2, generation=GenerationConfig(max_new_tokens=4), cache_dir=cache_dir, output_dir=tmp_path / arch)
+        return run(config, registry)
+
+    ran = two_clip("qwen2_audio")
+    assert [(r.method, r.n_items, r.n_failed) for r in ran.results] == [("two_clip", 2, 0)]
+    skipped = two_clip("audioflamingo3")
+    assert not skipped.results and "lacks capability interleaved" in skipped.skipped[0].reason
 
 
 def test_a_missing_checkpoint_is_one_usage_error(registry, tmp_path):

@@ -3,6 +3,7 @@ serving the shipped ``pengi-tiny`` through the chat-completions protocol, with f
 every item succeeds or fails alone, counted; a re-run sends only the failed items; the metrics are
 those of running ``pengi-tiny`` directly; the API key reaches no file."""
 
+import base64
 import dataclasses
 import hashlib
 import json
@@ -149,3 +150,24 @@ def test_a_wrong_key_fails_at_once_and_a_missing_one_is_a_usage_error(server, re
     assert http.received - before == 1  # not retried: it would not pass
     with pytest.raises(UsageError, match="NO_SUCH_VARIABLE_FOR_ALM_BENCH is empty or not set"):
         registry.load_model("openai", _args(http, api_key_env="NO_SUCH_VARIABLE_FOR_ALM_BENCH"))
+
+
+def test_clips_and_texts_travel_in_order_as_wav_parts(registry):
+    import io
+
+    import numpy as np
+    import soundfile as sf
+
+    from alm_bench import Clip
+
+    model = registry.load_model("openai", {"base_url": "http://127.0.0.1:9/v1", "model": "m", "system_prompt": "be brief",
+                                           "audio_subtype": "FLOAT"})
+    a, b = (Clip(np.linspace(-1, 1, n, dtype=np.float32), str(n)) for n in (800, 1600))
+    messages = model.messages((a, "this is a dog.", b, "this is a"))
+    assert messages[0] == {"role": "system", "content": "be brief"}
+    parts = messages[1]["content"]
+    assert [p["type"] for p in parts] == ["input_audio", "text", "input_audio", "text"]
+    assert [p["text"] for p in parts[1::2]] == ["this is a dog.", "this is a"]
+    decoded, rate = sf.read(io.BytesIO(base64.b64decode(parts[2]["input_audio"]["data"])), dtype="float32")
+    assert rate == 16_000 and np.array_equal(decoded, b.waveform)
+    assert model.messages((a, "x")) == model.messages((a, "x"))  # byte for byte: cache keys and seeds repeat

@@ -165,14 +165,15 @@ class HFChat(Model):
             step = max(1, SCORE_ROWS_BYTES // max(1, _cache_bytes(cache)))
             for start in range(0, len(longer), step):
                 rows = longer[start : start + step]
-                scores[rows] += self._continuations(cache, inputs["attention_mask"], [tokens[i] for i in rows])
+                scores[rows] += self._continuations(cache, inputs["attention_mask"], [tokens[i] for i in rows],
+                                                    last=start + step >= len(longer))
         return scores
 
-    def _continuations(self, cache, mask, tokens: list[list[int]]) -> np.ndarray:
+    def _continuations(self, cache, mask, tokens: list[list[int]], last: bool) -> np.ndarray:
         """Log-probability of tokens[1:] of each candidate, fed tokens[:-1] after the cached prompt
         (right-padded: the model is causal, so padding never reaches a scored position)."""
         torch = self.torch
-        cache = copy.deepcopy(cache)
+        cache = cache if last else copy.deepcopy(cache)  # the last chunk may use up the prompt's cache
         cache.batch_repeat_interleave(len(tokens))
         width = max(len(t) for t in tokens) - 1
         inputs = torch.tensor([t[:-1] + [self.stop] * (width - len(t) + 1) for t in tokens], device=self.net.device)
