@@ -124,6 +124,13 @@ def test_interleaved_clips_and_texts_reach_the_template_in_order(models, clips):
     content = (clips[0], "first clip.", clips[1], "which clip is longer?")
     text = model.processor.apply_chat_template(model.messages(content), add_generation_prompt=True, tokenize=False)
     assert text.index("Audio 1:") < text.index("first clip.") < text.index("Audio 2:") < text.index("which clip")
+    assert text.startswith("<|im_start|>system\nYou are a helpful assistant.")  # the template's own system turn
+    model.system_prompt = "answer in one word"
+    try:
+        text = model.processor.apply_chat_template(model.messages(content), add_generation_prompt=True, tokenize=False)
+    finally:
+        model.system_prompt = None
+    assert text.startswith("<|im_start|>system\nanswer in one word<|im_end|>\n<|im_start|>user\nAudio 1:")
     two = model.generate([GenerateRequest(content)], GenerationConfig(max_new_tokens=4))[0]
     assert two == model.generate([GenerateRequest(content)], GenerationConfig(max_new_tokens=4))[0]
 

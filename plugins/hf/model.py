@@ -91,8 +91,7 @@ class HFChat(Model):
         audio content parts and the texts as text parts, in the request's order."""
         parts = [{"type": "audio", "audio": np.asarray(c.waveform, dtype=np.float32)} if isinstance(c, Clip)
                  else {"type": "text", "text": c} for c in content if not (isinstance(c, str) and not c)]
-        system = [{"role": "system", "content": [{"type": "text", "text": self.system_prompt}]}] \
-            if self.system_prompt else []
+        system = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
         return system + [{"role": "user", "content": parts}]
 
     def inputs(self, conversations: list[list[dict]], generation_prompt: bool = True) -> dict:

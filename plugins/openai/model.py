@@ -109,7 +109,7 @@ class OpenAIChat(Model):
     def _logprob_body(self, request: ScoreRequest, candidate: str | None) -> dict:
         """The prompt alone (``candidate`` None), or the prompt with the candidate as the answer."""
         messages = self.messages((request.clip, request.prompt))
-        body: dict[str, Any] = {"model": self.model, "max_tokens": 1, "temperature": 0.0, "prompt_logprobs": 0}
+        body: dict[str, Any] = {"model": self.model, "max_tokens": 1, "temperature": 0.0, "prompt_logprobs": 1}
         if candidate is None:
             return {**body, "messages": messages}
         return {**body, "messages": messages + [{"role": "assistant", "content": candidate}],
@@ -184,14 +184,16 @@ def _text(response: dict) -> str:
 
 def _prompt_logprobs(response: dict) -> list[float]:
     """vLLM's ``prompt_logprobs``: per prompt token, ``None`` for the first, then ``{token_id:
-    {"logprob": ...}}`` holding the prompt's own token (asked with 0 alternatives)."""
+    {"logprob", "rank", ...}}`` holding the prompt's own token and, asked for one alternative, the
+    most likely token when that is another (rank 1): the prompt's token is the one of highest rank."""
     entries = response.get("prompt_logprobs")
     if not isinstance(entries, list) or not entries:
         raise Malformed("the response has no prompt_logprobs; this endpoint does not return them, so run "
                         "without prompt_logprobs=true (no score)")
     values = [0.0]
     for entry in entries[1:]:
-        if not isinstance(entry, dict) or len(entry) != 1:
-            raise Malformed("a prompt_logprobs entry is not the prompt token alone")
-        values.append(float(next(iter(entry.values()))["logprob"]))
+        if not isinstance(entry, dict) or not entry or (len(entry) > 1 and
+                                                         any("rank" not in v for v in entry.values())):
+            raise Malformed("a prompt_logprobs entry does not say which token is the prompt's")
+        values.append(float(max(entry.values(), key=lambda v: v.get("rank") or 0)["logprob"]))
     return values

@@ -22,6 +22,7 @@ import base64
 import hashlib
 import io
 import json
+import math
 import os
 import threading
 import time
@@ -78,12 +79,12 @@ class ChatServer:
         answer = body["messages"][-1] if body["messages"][-1].get("role") == "assistant" else None
         prefix = len(system) + len(content) + 1  # the parts, then the generation prompt
         if body.get("prompt_logprobs") is not None:
-            logprobs = [0.0] * prefix
+            entries = [None] + [{"0": {"logprob": 0.0, "rank": 1}}] * (prefix - 1)
             if answer is not None:
                 if not body.get("continue_final_message"):
                     raise BadRequest("score an answer with continue_final_message=true")
-                logprobs.append(self._score(content, str(answer.get("content") or "")))
-            return self._response("", [None] + [{"0": {"logprob": v, "rank": 1}} for v in logprobs[1:]], len(logprobs))
+                entries.append(_answer_entry(self._score(content, str(answer.get("content") or ""))))
+            return self._response("", entries, len(entries))
         if answer is not None:
             raise BadRequest("this server does not continue an assistant message without prompt_logprobs")
         config = GenerationConfig(max_new_tokens=body.get("max_completion_tokens") or body.get("max_tokens"),
@@ -131,6 +132,14 @@ class ChatServer:
         if prompt_logprobs is not None:
             response["prompt_logprobs"] = prompt_logprobs
         return response
+
+
+def _answer_entry(logprob: float) -> dict:
+    """The answer's "token" as vLLM reports a prompt token asked with one alternative: alone when it
+    is the most likely, else beside the most likely (rank 1), here "anything else"."""
+    if logprob >= math.log(0.5):
+        return {"1": {"logprob": logprob, "rank": 1}}
+    return {"1": {"logprob": logprob, "rank": 2}, "2": {"logprob": math.log1p(-math.exp(logprob)), "rank": 1}}
 
 
 def _handler(server: ChatServer) -> type:
