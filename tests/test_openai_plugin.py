@@ -4,10 +4,11 @@ every item succeeds or fails alone, counted; a re-run sends only the failed item
 those of running ``pengi-tiny`` directly; the API key reaches no file."""
 
 import base64
-import dataclasses
 import hashlib
 import json
 import os
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -95,9 +96,21 @@ def runs(server, registry, cache_dir, tmp_path_factory):
     remote = RunConfig(model="openai", model_args=_args(http, prompt_logprobs=True), output_dir=out, **config)
     faulty = run(remote, registry)
     faults.on, faults.quiet = False, []
-    rerun = run(dataclasses.replace(remote, output_dir=tmp_path_factory.mktemp("rerun")), registry)
+    rerun = _cli_run(http, cache_dir, tmp_path_factory.mktemp("rerun"))
     failing = {clip for clip, kind in faults.kinds.items() if kind == "always"}
     return direct, faulty, rerun, (list(faults.quiet), failing), out
+
+
+def _cli_run(http, cache_dir, out):
+    """``alm-bench run --model openai ...`` in a subprocess, as a user types it; its results files."""
+    args = ",".join(f"{k}={v}" for k, v in _args(http, prompt_logprobs=True).items())
+    command = [sys.executable, "-m", "alm_bench.cli", "run", "--model", "openai", "--task", TASKS, "--method",
+               ",".join(METHODS), "--limit", str(LIMIT), "--model-args", args, "--cache-dir", str(cache_dir),
+               "--output-dir", str(out)]
+    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr
+    return {(d["task"], d["method"]): (d["metrics"], d["n_items"], d["n_failed"])
+            for d in (json.loads(p.read_text()) for p in out.rglob("*.json"))}
 
 
 def test_every_item_succeeds_or_fails_alone_counted(runs):
@@ -112,13 +125,14 @@ def test_every_item_succeeds_or_fails_alone_counted(runs):
     assert "failed 3 times" in errors[0] and "HTTP 500" in errors[0]
 
 
-def test_a_rerun_sends_only_the_failed_items_and_matches_the_model_run_directly(runs):
+def test_a_cli_rerun_sends_only_the_failed_items_and_matches_the_model_run_directly(runs):
     direct, faulty, rerun, (requests, failing), _ = runs
-    # requests for the two failed clips only (a question; a prompt and its candidates), each sent once
+    # `alm-bench run` sends requests for the two failed clips only (a question; a prompt and its
+    # candidates), each once, and gets the metrics of pengi-tiny run directly
     assert {clip for clip, _ in requests} == failing and len(failing) == 2
     assert len({body for _, body in requests}) == len(requests) > 2
-    assert _metrics(rerun) == _metrics(direct)
-    assert all(failed == 0 for _, _, failed in _metrics(rerun).values())
+    assert rerun == _metrics(direct)
+    assert all(failed == 0 for _, _, failed in rerun.values())
 
 
 def test_the_api_key_reaches_no_result_nor_log(runs, cache_dir):
