@@ -31,7 +31,7 @@ from .adapters import adapter
 
 VERSION = "0.1.0"
 DTYPES = ("auto", "float32", "bfloat16", "float16")
-#: bytes of KV cache per scoring pass: candidates continue the prompt in chunks of rows that fit
+#: bytes of KV cache and logits per scoring pass: candidates continue the prompt in chunks of rows that fit
 SCORE_ROWS_BYTES = 1 << 30
 
 
@@ -71,7 +71,6 @@ class HFChat(Model):
         stops = self.generation.eos_token_id
         stops = stops if isinstance(stops, list) else [stops] if stops is not None else []
         self.stop = stops[0] if stops else self.tokenizer.eos_token_id
-        self.device = str(self.net.device)
         # transformers 5 renamed forward's ``past_key_values`` to ``cache``
         self._cache_arg = "cache" if "cache" in inspect.signature(self.net.forward).parameters else "past_key_values"
 
@@ -80,9 +79,8 @@ class HFChat(Model):
                 "system_prompt": self.system_prompt, "alm_bench_hf": VERSION}
 
     def to(self, device: str) -> "HFChat":
-        if self.device_map is None:
+        if self.device_map is None:  # with a device map, from_pretrained placed the weights
             self.net.to(device)
-            self.device = str(self.net.device)
         return self
 
     # -- the chat prompt, shared by generate and score ---------------------------------------------
@@ -120,9 +118,10 @@ class HFChat(Model):
             kwargs["max_new_tokens"] = config.max_new_tokens
         elif self.generation.max_new_tokens is None and self.generation.max_length in (None, 20):
             kwargs["max_new_tokens"] = 256  # transformers' own default (20 tokens in all) cuts answers short
-        if config.temperature is not None:
-            kwargs.update(do_sample=True, temperature=config.temperature) if config.temperature > 0 \
-                else kwargs.update(do_sample=False)
+        if config.temperature is not None and config.temperature > 0:
+            kwargs.update(do_sample=True, temperature=config.temperature)
+        elif config.temperature is not None:
+            kwargs["do_sample"] = False  # temperature 0: greedy (or beam search)
         return kwargs
 
     def generate(self, requests: Sequence[GenerateRequest], config: GenerationConfig) -> list[str]:
@@ -161,7 +160,9 @@ class HFChat(Model):
             scores = np.array([float(first[t[0]]) for t in tokens])
             cache = _cache(out)
             longer = [i for i, t in enumerate(tokens) if len(t) > 1]
-            step = max(1, SCORE_ROWS_BYTES // max(1, _cache_bytes(cache)))
+            # a row's cache, and its logits over the vocabulary (float32, then their log-softmax)
+            row_bytes = _cache_bytes(cache) + 8 * max(map(len, tokens)) * out.logits.shape[-1]
+            step = max(1, SCORE_ROWS_BYTES // row_bytes)
             for start in range(0, len(longer), step):
                 rows = longer[start : start + step]
                 scores[rows] += self._continuations(cache, inputs["attention_mask"], [tokens[i] for i in rows],
