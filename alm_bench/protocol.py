@@ -129,6 +129,8 @@ class Model:
 
     Subclasses set ``name``, ``capabilities`` and ``audio_format`` and implement the methods their
     capabilities declare.  Constructor keyword arguments are the model's ``--model-args``.
+    An instance may narrow its class's ``capabilities`` (set ``self.capabilities`` in ``__init__``:
+    an endpoint without log-probabilities, a processor that takes one clip); runs read the instance's.
     """
 
     name: ClassVar[str] = ""

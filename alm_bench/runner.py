@@ -165,6 +165,8 @@ class Runner:
         self.model = self.registry.load_model(config.model, config.model_args).to(config.device)
         self.threads = config.threads or default_threads(config.workers)
         apply_threads(self.threads)
+        # what this instance offers: a model may narrow its class's declaration (an endpoint without scores)
+        self.capabilities = self.model.capabilities
         self.model_config = {**self.model.config(), "audio": self.model.audio_format.describe()}
         self.model_key = f"{config.model}:{config_hash(self.model_config)}"
         self.local = LocalExecutor(ValidatedModel(self.model, self.info.plugin), self.model_key,
@@ -182,7 +184,7 @@ class Runner:
     def text_encoder_name(self) -> str:
         if self.config.text_encoder:
             return self.config.text_encoder
-        return "model" if self.info.capabilities.text_encoder else "sentence-transformers"
+        return "model" if self.capabilities.text_encoder else "sentence-transformers"
 
     def encode_texts(self, texts: list[str]) -> np.ndarray:
         """Encode with the selected encoder; each distinct text is encoded once per run."""
@@ -195,7 +197,7 @@ class Runner:
 
     def _encode_new(self, name: str, texts: list[str]) -> list[np.ndarray]:
         if name == "model":
-            if not self.info.capabilities.text_encoder:
+            if not self.capabilities.text_encoder:
                 raise UsageError(f"model {self.config.model!r} has no text encoder; pick one with --text-encoder")
             outcomes = self.executor.run([Call("embed_text", t, ideal=self._caption_owners.get(t)) for t in texts])
             failed = next((o.error for o in outcomes if not o.ok), "")
@@ -309,7 +311,7 @@ class Runner:
         for name, options in spec.methods.items():
             if self.methods and name not in self.methods:
                 continue
-            lacking = [c for c in self.registry.methods[name].needs if not getattr(self.info.capabilities, c)]
+            lacking = [c for c in self.registry.methods[name].needs if not getattr(self.capabilities, c)]
             if lacking:
                 reason = f"model {self.config.model} lacks capability {', '.join(lacking)}"
                 if explicit and self.methods:
