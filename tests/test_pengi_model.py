@@ -33,7 +33,7 @@ def test_passes_the_conformance_checks(clip_tokenizer_dir, config):
     results = check_model(small_model(clip_tokenizer_dir, config=config), plugin="pengi")
     assert [r.name for r in results] == ["declaration", "generate_batching_and_determinism",
                                          "generate_prompt_handling", "embed_batching_and_determinism",
-                                         "score_batching_and_determinism", "embed_text"]
+                                         "score_batching_and_determinism", "embed_text", "listens_to_audio"]
     assert all(r.passed for r in results), [r.line() for r in results]
 
 

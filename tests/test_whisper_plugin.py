@@ -145,7 +145,7 @@ def test_installing_and_uninstalling_adds_and_removes_only_whisper(tmp_path):
 def test_the_real_model_passes_the_conformance_checks(model):
     results = check_model(model, plugin="whisper")
     assert [r.name for r in results] == ["declaration", "generate_batching_and_determinism", "generate_prompt_handling",
-                                         "embed_batching_and_determinism", "score_batching_and_determinism"]
+                                         "embed_batching_and_determinism", "score_batching_and_determinism", "listens_to_audio"]
     assert all(r.passed for r in results), [r.line() for r in results if not r.passed]
 
 
