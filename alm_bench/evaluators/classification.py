@@ -234,9 +234,9 @@ class LinearProbe(Method):
     metrics = (ACCURACY, Metric("mAP", chance=_probe_map_chance, headline=True, task_types=("multilabel",)))
     needs = ("embed",)
     options = {"layers": 1, "hidden_size": 256, "max_epochs": 200, "patience": 20,
-               "learning_rates": [1e-4, 1e-3, 1e-2], "protocol": "alm-bench", "grid_points": 8}
+               "learning_rates": [1e-4, 1e-3, 1e-2], "protocol": "alm-bench", "hear_grid": {}}
     description = ("HEAR-style probe on frozen embeddings: predefined folds or the dataset's splits "
-                   "(protocol: alm-bench, or hear for HEAR 2021's grid)")
+                   "(protocol: alm-bench, or hear for HEAR 2021's grid; hear_grid overrides its fields)")
 
     def evaluate(self, ctx: EvalContext) -> MethodResult:
         items = ctx.items
@@ -273,7 +273,11 @@ class LinearProbe(Method):
 
     @staticmethod
     def _hear(ctx: EvalContext, x, y, groups) -> tuple[list[FoldResult], dict]:
-        grid = HearGrid(grid_points=ctx.options["grid_points"])
+        try:
+            grid = HearGrid(**{k: tuple(v) if isinstance(v, list) else v for k, v in ctx.options["hear_grid"].items()})
+        except TypeError as exc:
+            fields = ", ".join(f.name for f in dataclasses.fields(HearGrid))
+            raise UsageError(f"linear_probe hear_grid: {exc}; its fields are {fields}") from None
         folds, setup = ctx.memo(
             "linear_probe_hear", [x, y, [str(g) for g in groups], ctx.spec.multilabel, dataclasses.asdict(grid)],
             lambda: run_hear_probe(x, y, groups, multilabel=ctx.spec.multilabel, folds=bool(ctx.spec.folds),
