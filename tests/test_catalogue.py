@@ -67,6 +67,7 @@ def test_esc50_zero_shot_on_real_clips_and_probe_skipped_on_one_fold(registry, c
     results = {r.method: r for r in summary.results}
     assert results["log_likelihood"].metrics["accuracy"] == 1.0
     assert results["text_matching"].metrics["accuracy"] == 1.0
+    assert results["zero_shot_embedding"].metrics["accuracy"] == 1.0
     # a partial copy is never reported as the full dataset
     assert all(r.partial and r.expected_items == 2000 and r.dataset_items == 100 for r in results.values())
     skipped = {s.method: s.reason for s in summary.skipped}

@@ -123,6 +123,40 @@ def test_msclap_loads_its_released_layout_and_pools_gpt2_at_the_last_token(tmp_p
         msclap.MsClap(config="test-tiny", checkpoint=str(tmp_path / "broken.pth"))
 
 
+def test_msclap_2022_is_cnn14_and_bert_with_cls_pooling(tmp_path):
+    from transformers import BertTokenizerFast
+
+    from alm_bench_plugins.clap import msclap
+    from alm_bench_plugins.pengi.config import AudioConfig
+
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "bell", "dog", "rings", "barks"]
+    (tmp_path / "tok").mkdir()
+    (tmp_path / "tok" / "vocab.txt").write_text("\n".join(words) + "\n")
+    BertTokenizerFast(str(tmp_path / "tok" / "vocab.txt")).save_pretrained(tmp_path / "tok")
+    audio = AudioConfig(sample_rate=16_000, clip_samples=16_000, mel_sample_rate=16_000, n_fft=256, hop_length=128,
+                        n_mels=16, fmax=8_000.0, num_classes=5)
+    tiny = msclap.MsClapConfig(audio=audio, audio_encoder="Cnn14", text_model="bert", cnn14_widths=(4, 8), out_emb=8,
+                               bert=dict(vocab_size=len(words), hidden_size=8, num_hidden_layers=1,
+                                         num_attention_heads=2, intermediate_size=16, max_position_embeddings=16),
+                               d_proj=6, text_len=8, tokenizer=str(tmp_path / "tok"))
+    msclap.register_config("test-2022", tiny)
+    torch.manual_seed(0)
+    state = msclap.MsClapNetwork(tiny).state_dict()
+    for key in ("audio_encoder.base.conv_block2.conv1.weight", "audio_encoder.base.fc1.weight",
+                "audio_encoder.base.logmel_extractor.melW", "caption_encoder.base.pooler.dense.weight"):
+        assert key in state  # msclap's own names
+    state["caption_encoder.base.embeddings.position_ids"] = torch.arange(16)[None]  # as transformers 4 saved it
+    torch.save({"model": state}, tmp_path / "CLAP_weights_tiny_2022.pth")
+    model = msclap.MsClap(config="test-2022", checkpoint=str(tmp_path / "CLAP_weights_tiny_2022.pth"))
+    assert model.config()["audio"]["encoder"] == "Cnn14" and model.audio_format.max_seconds == 1.0
+    assert model.embed(clips(2, 16_000, 0.5)).shape == (2, 6)
+    tokens = model.tokenizer(["a dog barks"], return_tensors="pt")
+    with torch.no_grad():
+        cls = model.network.caption_encoder.base(**tokens).last_hidden_state[:, 0]
+        expected = model.network.caption_encoder.projection(cls)[0].numpy()
+    np.testing.assert_allclose(model.embed_text(["a dog barks"])[0], expected, atol=1e-5)
+
+
 # -- clap-tiny and zero-shot classification by embeddings ------------------------------------------------
 @pytest.fixture(scope="module")
 def tiny_run(registry, cache_dir, tmp_path_factory):

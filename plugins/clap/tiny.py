@@ -1,7 +1,7 @@
 """``clap-tiny``: a contrastive audio-text model small enough to train offline in minutes and ship.
 
 Audio: a 64-band log-mel spectrogram (16 kHz, 25 ms windows, 20 ms hop) through three 1-D
-convolutions over time, pooled into mean, max and the mean of each third of the clip (the suite's
+convolutions over time (two strided), pooled into mean, max and the mean of each third of the clip (the suite's
 captions say where a sound is), then projected.  Text: all-MiniLM-L6-v2's sentence embedding (it ships
 offline with the package's dependencies), frozen, through a two-layer projection.  Both land in one
 L2-normalised 128-d space trained with CLAP's symmetric contrastive loss (``training``).  It knows only
@@ -27,11 +27,12 @@ SAMPLE_RATE, N_FFT, HOP, N_MELS = 16_000, 400, 320, 64
 
 
 class TinyClap(nn.Module):
-    def __init__(self, n_mels: int = N_MELS, channels: int = 96, text_dim: int = 384, dim: int = 128) -> None:
+    def __init__(self, n_mels: int = N_MELS, channels: int = 64, text_dim: int = 384, dim: int = 128) -> None:
         super().__init__()
         self.register_buffer("mel_mean", torch.zeros(n_mels))
         self.register_buffer("mel_std", torch.ones(n_mels))
-        self.convs = nn.ModuleList([nn.Conv1d(n_mels, channels, 5, padding=2),
+        # strided early (40 ms, then 80 ms steps): the suite's events are 50 ms apart at the closest
+        self.convs = nn.ModuleList([nn.Conv1d(n_mels, channels, 5, padding=2, stride=2),
                                     nn.Conv1d(channels, channels, 5, padding=2, stride=2),
                                     nn.Conv1d(channels, channels, 3, padding=1)])
         self.audio_head = nn.Sequential(nn.Linear(5 * channels, 256), nn.GELU(), nn.Linear(256, dim))

@@ -39,7 +39,7 @@ DATASETS = ("events", "tagging", "count", "captions")
 
 @dataclass(frozen=True)
 class Recipe:
-    epochs: int = 30
+    epochs: int = 20
     batch_size: int = 128
     learning_rate: float = 2e-3
     weight_decay: float = 1e-4
@@ -57,8 +57,21 @@ def clip_texts(record: dict) -> list[str]:
     return texts + list(record.get("captions", ()))
 
 
-def training_data(limit: int | None) -> tuple[torch.Tensor, list[list[str]]]:
-    """Log-mels [clips, frames, mels] of every train clip, and the texts true of each."""
+def training_data(limit: int | None, cache: Path | None = None) -> tuple[torch.Tensor, list[list[str]]]:
+    """Log-mels [clips, frames, mels] of every train clip, and the texts true of each (kept in ``cache``,
+    a .pt file, when given: rendering is most of a run's time)."""
+    if cache is not None and cache.is_file():
+        saved = torch.load(cache, weights_only=True)
+        if saved["limit"] == (limit or 0) and saved["version"] == synth.DATASET_VERSION:
+            return saved["mels"], json.loads(saved["texts"])
+    mels, texts = _render(limit)
+    if cache is not None:
+        torch.save({"limit": limit or 0, "version": synth.DATASET_VERSION, "mels": mels,
+                    "texts": json.dumps(texts)}, cache)
+    return mels, texts
+
+
+def _render(limit: int | None) -> tuple[torch.Tensor, list[list[str]]]:
     mel = front_end()
     mels, texts = [], []
     for dataset in DATASETS:
@@ -69,11 +82,11 @@ def training_data(limit: int | None) -> tuple[torch.Tensor, list[list[str]]]:
     return torch.stack(mels), texts
 
 
-def train(recipe: Recipe, log=print) -> tuple[TinyClap, dict]:
+def train(recipe: Recipe, log=print, cache: Path | None = None) -> tuple[TinyClap, dict]:
     torch.manual_seed(recipe.seed)
     rng = np.random.default_rng(recipe.seed)
-    start = time.perf_counter()
-    mels, texts = training_data(recipe.limit)
+    start, cpu_start = time.perf_counter(), time.process_time()
+    mels, texts = training_data(recipe.limit, cache)
     vocabulary = sorted({t for ts in texts for t in ts})
     index = {t: i for i, t in enumerate(vocabulary)}
     features = text_features(sentence_encoder(), vocabulary)
@@ -102,7 +115,8 @@ def train(recipe: Recipe, log=print) -> tuple[TinyClap, dict]:
         history.append(round(float(np.mean(losses)), 4))
         log(f"epoch {epoch + 1}/{recipe.epochs}: loss {history[-1]:.4f} ({time.perf_counter() - start:.0f} s)")
     return network, {"loss_per_epoch": history, "clips": len(mels), "texts": len(vocabulary),
-                     "seconds": round(time.perf_counter() - start, 1)}
+                     "seconds": round(time.perf_counter() - start, 1),
+                     "cpu_seconds": round(time.process_time() - cpu_start, 1)}
 
 
 def contrastive_loss(network: TinyClap, mels: torch.Tensor, features: torch.Tensor,
@@ -136,10 +150,12 @@ def main(argv=None) -> None:
     parser.add_argument("--epochs", type=int, default=Recipe.epochs)
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--seed", type=int, default=Recipe.seed)
+    parser.add_argument("--data-cache", type=Path, default=None,
+                        help="keep the rendered log-mels here (.pt) so a second run skips rendering")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     recipe = Recipe(epochs=args.epochs, limit=args.limit, seed=args.seed)
-    network, summary = train(recipe)
+    network, summary = train(recipe, cache=args.data_cache)
     record = save(network, args.output, recipe, summary, args.threads)
     print(f"saved {args.output / 'model.pt'} (sha256 {record['sha256'][:12]}) in {summary['seconds']} s")
 
