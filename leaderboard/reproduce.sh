@@ -12,6 +12,8 @@ for model in oracle chance logmel pengi-tiny; do
   run --model "$model" --task clotho-caption,clotho-retrieval --data-dir "$SHARED/data/clotho-mini"
   run --model "$model" --task fsdd-digits --data-dir "$SHARED/data/fsdd"
 done
+# the shipped contrastive model: zero-shot by shared embeddings, embedding retrieval, probes (synthetic sounds only)
+run --model clap-tiny --task 'synth-*'
 if alm-bench list models | grep -q '│ whisper '; then
   run --model whisper --model-args "checkpoint=$SHARED/assets/whisper-tiny.en" --task fsdd-digits \
       --data-dir "$SHARED/data/fsdd" --limit 200

@@ -6,7 +6,9 @@ The HEAR challenge (Turian et al., 2022) fixed one interface that dozens of audi
     embeddings = module.get_scene_embeddings(audio, model)   # audio: float32 [n_sounds, n_samples]
 
 so ``--model hear:hearbaseline --model-args weights=PATH`` runs the linear probes (and anything else that
-needs only ``embed``) on any of them.  Clips are embedded in batches of equal length only (HEAR takes
+needs only ``embed``) on any of them.  The module must be importable: install it yourself (the HEAR
+2021 baselines pin numpy 1.19 and numba 0.48, which do not build on current Pythons; ``pip install
+--no-deps hearbaseline`` and then what its code imports, e.g. ``librosa``, is the way around).  Clips are embedded in batches of equal length only (HEAR takes
 one padded tensor; padding a clip to its batch mates' length would make its embedding depend on them).
 """
 

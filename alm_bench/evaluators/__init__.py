@@ -7,8 +7,8 @@ from .generation import Captioning, QuestionAnswering, TwoClipReasoning
 from .retrieval import EmbeddingRetrieval, GenerativeRetrieval
 
 BUILTIN_METHODS = (
-    TextMatching(), LogLikelihood(), LinearProbe(), Captioning(), QuestionAnswering(), TwoClipReasoning(),
-    GenerativeRetrieval(), EmbeddingRetrieval(), InContextFewShot(), PrototypeFewShot(), ZeroShotEmbedding(),
+    TextMatching(), LogLikelihood(), ZeroShotEmbedding(), LinearProbe(), Captioning(), QuestionAnswering(),
+    TwoClipReasoning(), GenerativeRetrieval(), EmbeddingRetrieval(), InContextFewShot(), PrototypeFewShot(),
 )
 
 __all__ = ["EvalContext", "Method", "MethodResult", "Metric", "BUILTIN_METHODS"]

@@ -82,6 +82,19 @@ def _render(limit: int | None) -> tuple[torch.Tensor, list[list[str]]]:
     return torch.stack(mels), texts
 
 
+def vocabulary_features(vocabulary: list[str], cache: Path | None) -> torch.Tensor:
+    """MiniLM's embedding of every text (kept beside the log-mels in ``cache``: the other slow part)."""
+    path = cache.with_name(cache.name + ".text.pt") if cache is not None else None
+    if path is not None and path.is_file():
+        saved = torch.load(path, weights_only=True)
+        if json.loads(saved["texts"]) == vocabulary:
+            return saved["features"]
+    features = text_features(sentence_encoder(), vocabulary)
+    if path is not None:
+        torch.save({"texts": json.dumps(vocabulary), "features": features}, path)
+    return features
+
+
 def train(recipe: Recipe, log=print, cache: Path | None = None) -> tuple[TinyClap, dict]:
     torch.manual_seed(recipe.seed)
     rng = np.random.default_rng(recipe.seed)
@@ -89,7 +102,7 @@ def train(recipe: Recipe, log=print, cache: Path | None = None) -> tuple[TinyCla
     mels, texts = training_data(recipe.limit, cache)
     vocabulary = sorted({t for ts in texts for t in ts})
     index = {t: i for i, t in enumerate(vocabulary)}
-    features = text_features(sentence_encoder(), vocabulary)
+    features = vocabulary_features(vocabulary, cache)
     true_of = [np.array([index[t] for t in ts]) for ts in texts]
     log(f"{len(mels)} clips, {len(vocabulary)} texts, features in {time.perf_counter() - start:.0f} s")
 
@@ -151,7 +164,8 @@ def main(argv=None) -> None:
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--seed", type=int, default=Recipe.seed)
     parser.add_argument("--data-cache", type=Path, default=None,
-                        help="keep the rendered log-mels here (.pt) so a second run skips rendering")
+                        help="keep the rendered log-mels (and MiniLM's text features beside them) here, "
+                             "so a second run skips both")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     recipe = Recipe(epochs=args.epochs, limit=args.limit, seed=args.seed)
