@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from alm_bench import check_model
 from alm_bench.audio import decode
 from alm_bench.errors import UsageError
 from alm_bench.protocol import Clip
@@ -74,6 +75,7 @@ def test_laion_clap_embeds_as_clapmodel_does_and_records_its_audio_settings(laio
         expected_text = reference.get_text_features(**tokens).pooler_output[0].numpy()
     np.testing.assert_allclose(audio[1], expected, atol=1e-5)
     np.testing.assert_allclose(text[1], expected_text, atol=1e-5)
+    assert all(r.passed for r in check_model(model, plugin="clap")), "conformance checks fail"
 
 
 def test_an_unreachable_hub_checkpoint_is_one_line(monkeypatch):
@@ -116,6 +118,7 @@ def test_msclap_loads_its_released_layout_and_pools_gpt2_at_the_last_token(tmp_p
         hidden = model.network.caption_encoder.base(torch.tensor([ids])).last_hidden_state[0, -1]
         expected = model.network.caption_encoder.projection(hidden[None])[0].numpy()
     np.testing.assert_allclose(model.embed_text(["a bell rings"])[0], expected, atol=1e-5)
+    assert all(r.passed for r in check_model(model, plugin="clap")), "conformance checks fail"
     # a checkpoint of another size: one line
     del released["module.logit_scale"]
     torch.save({"model": released}, tmp_path / "broken.pth")
@@ -185,7 +188,8 @@ def test_zero_shot_equals_the_cosine_argmax_of_the_models_own_embeddings(tiny_ru
         result = results[task]
         records = read_records(result_path(out, result))
         items = {item.id: item for item in _items(registry, task)}
-        labels = result.details["labels"] if "labels" in result.details else list(registry.tasks[task].labels)
+        labels = result.details.get("labels") or list(registry.tasks[task].labels) or \
+            sorted({label for item in items.values() for label in item.labels})
         audio = model.embed([Clip(decode(items[r["id"]].audio[0], model.audio_format), r["id"]) for r in records])
         text = model.embed_text([f"this is a sound of {label}" for label in labels])
         scores = (audio / np.linalg.norm(audio, axis=1, keepdims=True)) @ \
@@ -206,19 +210,20 @@ def test_zero_shot_equals_the_cosine_argmax_of_the_models_own_embeddings(tiny_ru
 
 
 def _items(registry, task):
-    from alm_bench.data import synth_loader
     import os
+
+    from alm_bench.data import synth_loader
 
     return synth_loader(registry.tasks[task], None, Path(os.environ["ALM_BENCH_CACHE"]))
 
 
 def test_clap_tiny_records_its_training():
+    import hashlib
+
     from alm_bench_plugins.clap.tiny import WEIGHTS, ClapTinyModel
 
     record = json.loads((WEIGHTS / "training.json").read_text())
     assert record["command"].startswith("python -m alm_bench_plugins.clap.training")
-    import hashlib
-
     assert hashlib.sha256((WEIGHTS / "model.pt").read_bytes()).hexdigest() == record["sha256"]
     assert (WEIGHTS / "model.pt").stat().st_size < 5_000_000
     assert ClapTinyModel().config()["training"]["sha256"] == record["sha256"]

@@ -10,7 +10,6 @@ import numpy as np
 from .. import metrics
 from ..calls import Call
 from ..errors import UsageError
-from ..hear_probe import HearGrid, run_hear_probe
 from ..probe import FoldResult, ProbeConfig, run_probe, summarize
 from ..protocol import GenerateRequest, ScoreRequest
 from ..uncertainty import Interval, average_precision, random_ranking_ap, ratio, t_interval
@@ -273,6 +272,8 @@ class LinearProbe(Method):
 
     @staticmethod
     def _hear(ctx: EvalContext, x, y, groups) -> tuple[list[FoldResult], dict]:
+        from ..hear_probe import HearGrid, run_hear_probe  # torch, only when asked for
+
         try:
             grid = HearGrid(**{k: tuple(v) if isinstance(v, list) else v for k, v in ctx.options["hear_grid"].items()})
         except TypeError as exc:
