@@ -17,6 +17,8 @@ from alm_bench.protocol import Clip
 from alm_bench.results import read_records, result_path
 from alm_bench.runner import RunConfig, run
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 GPT2_TOKENIZER = SHARED / "assets" / "gpt2-tokenizer"
 
