@@ -167,7 +167,7 @@ def test_msclap_2022_is_cnn14_and_bert_with_cls_pooling(tmp_path):
 def tiny_run(registry, cache_dir, tmp_path_factory):
     """clap-tiny on a balanced sample of the synthetic classification and retrieval tasks."""
     out = tmp_path_factory.mktemp("clap-tiny")
-    summary = run(RunConfig(model="clap-tiny", tasks="synth-events,synth-tagging,synth-retrieval", limit=100,
+    summary = run(RunConfig(model="clap-tiny", tasks="synth-events,synth-tagging,synth-retrieval", limit=60,
                             methods=("zero_shot_embedding", "retrieval_embedding"), output_dir=out,
                             cache_dir=cache_dir), registry)
     return {r.task: r for r in summary.results}, out
