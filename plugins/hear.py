@@ -39,7 +39,12 @@ class HearModel(Model):
 
     def __init__(self, weights: str = "") -> None:
         self.weights = str(weights)
-        self.net = self.module.load_model(self.weights) if self.weights else self.module.load_model()
+        try:
+            self.net = self.module.load_model(self.weights) if self.weights else self.module.load_model()
+        except Exception as exc:  # a module written against older libraries fails here: say so in one line
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise UsageError(f"{self.name}: load_model() raised {type(exc).__name__}: {reason[:200]} (check the "
+                             f"module's weights and the library versions it was written for)") from None
         missing = [a for a in MODEL_ATTRIBUTES if not hasattr(self.net, a)]
         if missing:
             raise UsageError(f"{self.name}: the model load_model() returns lacks {', '.join(missing)} "

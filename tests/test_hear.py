@@ -130,3 +130,20 @@ def test_the_hear_grid_is_searched_on_the_first_split_and_reused():
     assert [r.test_fold for r in results] == ["1", "2", "3", "4"]
     assert setup["protocol"] == "hear" and setup["chosen"] in grid.points()
     assert np.mean([r.metric for r in results]) > 0.7  # chance: 1/3
+
+
+def test_hearbaseline_from_pypi_when_installed(registry):
+    """HEAR's own VQT baseline (pip install --no-deps hearbaseline librosa): the model's embeddings of real
+    fsdd clips, decoded by the runner, are the module's."""
+    import torch
+
+    from alm_bench.audio import decode
+    from alm_bench.protocol import Clip
+
+    vqt = pytest.importorskip("hearbaseline.vqt")
+    model = registry.load_model("hear:hearbaseline.vqt")
+    assert model.audio_format.sample_rate == 44100 and model.config()["version"] == "2021.1.1"
+    paths = sorted((FSDD / "recordings").glob("*_jackson_0.wav"))[:2]
+    clips = [Clip(decode(p, model.audio_format), p.name) for p in paths]
+    expected = vqt.get_scene_embeddings(torch.from_numpy(clips[0].waveform[None]), vqt.load_model())
+    np.testing.assert_allclose(model.embed(clips)[0], expected[0].numpy(), rtol=1e-5, atol=1e-6)
