@@ -16,7 +16,8 @@ done
 run --model clap-tiny --task 'synth-*'
 # a HEAR 2021 module from PyPI (pip install --no-deps hearbaseline librosa: its pins no longer build)
 if python -c 'import hearbaseline.vqt' 2>/dev/null; then
-  run --model hear:hearbaseline.vqt --task fsdd-digits --data-dir "$SHARED/data/fsdd" --limit 200 --method linear_probe
+  run --model hear:hearbaseline.vqt --model-args seconds=2.0 --task fsdd-digits --data-dir "$SHARED/data/fsdd" \
+      --limit 200 --method linear_probe
 fi
 if alm-bench list models | grep -q '│ whisper '; then
   run --model whisper --model-args "checkpoint=$SHARED/assets/whisper-tiny.en" --task fsdd-digits \

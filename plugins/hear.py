@@ -37,8 +37,8 @@ class HearModel(Model):
     capabilities = Capabilities(embed=True)
     module: ClassVar[ModuleType]
 
-    def __init__(self, weights: str = "") -> None:
-        self.weights = str(weights)
+    def __init__(self, weights: str = "", seconds: float | None = None) -> None:
+        self.weights, self.seconds = str(weights), seconds
         try:
             self.net = self.module.load_model(self.weights) if self.weights else self.module.load_model()
         except Exception as exc:  # a module written against older libraries fails here: say so in one line
@@ -49,14 +49,17 @@ class HearModel(Model):
         if missing:
             raise UsageError(f"{self.name}: the model load_model() returns lacks {', '.join(missing)} "
                              f"(the HEAR API requires them: {API})")
-        self.audio_format = AudioFormat(sample_rate=int(self.net.sample_rate))
+        # HEAR gives every clip of a task one duration (cut or zero-padded); ``seconds`` does the same, for
+        # modules that only work on, or were tuned to, fixed-length input
+        rate = int(self.net.sample_rate)
+        self.audio_format = AudioFormat(rate, max_seconds=seconds, min_seconds=seconds or 0.0)
         self.device = "cpu"
 
     def config(self) -> dict[str, Any]:
         path = Path(self.weights).expanduser()
         return {"module": self.module.__name__, "version": _version(self.module), "weights": self.weights,
                 "weights_sha256": _sha256(path) if self.weights and path.is_file() else None,
-                "sample_rate": int(self.net.sample_rate),
+                "sample_rate": int(self.net.sample_rate), "seconds": self.seconds,
                 "scene_embedding_size": int(self.net.scene_embedding_size)}
 
     def to(self, device: str) -> "HearModel":
