@@ -6,7 +6,8 @@ The HEAR challenge (Turian et al., 2022) fixed one interface that dozens of audi
     embeddings = module.get_scene_embeddings(audio, model)   # audio: float32 [n_sounds, n_samples]
 
 so ``--model hear:hearbaseline --model-args weights=PATH`` runs the linear probes (and anything else that
-needs only ``embed``) on any of them.  The module must be importable: install it yourself (the HEAR
+needs only ``embed``) on any of them; ``seconds=S`` cuts or zero-pads every clip to S seconds, as HEAR
+gives each task one duration (some modules only work on such input).  The module must be importable: install it yourself (the HEAR
 2021 baselines pin numpy 1.19 and numba 0.48, which do not build on current Pythons; ``pip install
 --no-deps hearbaseline`` and then what its code imports, e.g. ``librosa``, is the way around).  Clips are embedded in batches of equal length only (HEAR takes
 one padded tensor; padding a clip to its batch mates' length would make its embedding depend on them).
@@ -14,7 +15,6 @@ one padded tensor; padding a clip to its batch mates' length would make its embe
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import importlib.metadata
 from pathlib import Path
@@ -25,6 +25,7 @@ import numpy as np
 
 from alm_bench import AudioFormat, Capabilities, Model, hookimpl
 from alm_bench.errors import UsageError
+from alm_bench_plugins.pengi.checkpoint import sha256_file
 
 API = "https://hearbenchmark.com/hear-api.html"
 MODULE_FUNCTIONS = ("load_model", "get_scene_embeddings")
@@ -58,7 +59,7 @@ class HearModel(Model):
     def config(self) -> dict[str, Any]:
         path = Path(self.weights).expanduser()
         return {"module": self.module.__name__, "version": _version(self.module), "weights": self.weights,
-                "weights_sha256": _sha256(path) if self.weights and path.is_file() else None,
+                "weights_sha256": sha256_file(path) if self.weights and path.is_file() else None,
                 "sample_rate": int(self.net.sample_rate), "seconds": self.seconds,
                 "scene_embedding_size": int(self.net.scene_embedding_size)}
 
@@ -90,14 +91,6 @@ def _version(module: ModuleType) -> str | None:
         return importlib.metadata.version(top)
     except importlib.metadata.PackageNotFoundError:
         return getattr(module, "__version__", None)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def hear_model_class(module_name: str) -> type[HearModel]:
