@@ -151,7 +151,7 @@ def _option_value(method: str, key: str, value: Any, default: Any) -> Any:
         return str(value)
     if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    raise UsageError(f"--method-args {key}={value!r}: method {method} expects a {type(default).__name__} "
+    raise UsageError(f"--method-args {key}={value!r}: method {method} expects type {type(default).__name__} "
                      f"(default {default!r})")
 
 
@@ -390,6 +390,9 @@ class Runner:
             "method_options": dict(options),
             "generation": self.config.generation.as_dict() if "generate" in method.needs else None,
             "text_encoder": self.text_encoder_name() if method.uses_text_encoder else None,
+            # with ``model``: which of its own encoders the model used, as its config names it (Pengi: clip, gpt2)
+            "model_text_encoder": self.model_config.get("text_encoder")
+            if method.uses_text_encoder and self.text_encoder_name() == "model" else None,
             "dataset": dataset,
             "limit": self.config.limit,
             "seed": self.config.seed,
