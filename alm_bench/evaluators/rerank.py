@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..calls import Call, cache_key
-from ..judge import load_judge, question, says_yes
+from ..judge import MAX_NEW_TOKENS, TEMPERATURE, answers_key, load_judge, question, says_yes
 from ..protocol import GenerateRequest, GenerationConfig
 from ..uncertainty import ratio
 from .base import EvalContext, Metric
@@ -69,11 +69,10 @@ def judge_candidates(ctx: EvalContext, queries: list[str], generated: list[str |
                      order: np.ndarray) -> np.ndarray:
     """The judge's YES/NO [queries, candidates] on each query's top candidates; a clip whose caption
     failed is never judged and counts as NO."""
-    judge = load_judge(str(ctx.options["judge"]))
     candidates = min(int(ctx.options["candidates"]), order.shape[1])
     pairs = [(q, c) for q in range(len(queries)) for c in order[q, :candidates] if generated[c] is not None]
     texts = [question(generated[c], queries[q]) for q, c in pairs]
-    answers = _answers(ctx, judge, texts)
+    answers = _answers(ctx, str(ctx.options["judge"]), texts)
     yes = np.zeros((len(queries), candidates), dtype=bool)
     position = {(q, int(c)): j for q in range(len(queries)) for j, c in enumerate(order[q, :candidates])}
     for (q, c), text in zip(pairs, texts):
@@ -81,17 +80,18 @@ def judge_candidates(ctx: EvalContext, queries: list[str], generated: list[str |
     return yes
 
 
-def _answers(ctx: EvalContext, judge, texts: list[str]) -> dict[str, str]:
-    """Each distinct question's answer: from the output cache, else from the judge (then cached)."""
-    generation = GenerationConfig(max_new_tokens=10, temperature=0.1)
-    keys = {t: cache_key(judge.key, Call("generate", GenerateRequest((t,))), generation) for t in dict.fromkeys(texts)}
+def _answers(ctx: EvalContext, judge: str, texts: list[str]) -> dict[str, str]:
+    """Each distinct question's answer: from the output cache, else from the judge (loaded only then;
+    its answers cached), keyed as a text-only generate call of the judge."""
+    owner, generation = answers_key(judge), GenerationConfig(max_new_tokens=MAX_NEW_TOKENS, temperature=TEMPERATURE)
+    keys = {t: cache_key(owner, Call("generate", GenerateRequest((t,))), generation) for t in dict.fromkeys(texts)}
     cached = ctx.executor.recall(list(keys.values()))
     answers = {t: cached[k] for t, k in keys.items() if k in cached}
     missing = [t for t in keys if t not in answers]
     advance = ctx.progress("re-ranking", len(missing))
     for start in range(0, len(missing), BATCH):
         chunk = missing[start : start + BATCH]
-        fresh = dict(zip(chunk, judge.answer(chunk)))
+        fresh = dict(zip(chunk, load_judge(judge).answer(chunk)))
         ctx.executor.remember({keys[t]: a for t, a in fresh.items()})
         answers.update(fresh)
         advance(len(chunk))
