@@ -11,6 +11,8 @@ import pytest
 
 from alm_bench.evaluators import rerank
 from alm_bench.judge import load_judge, question, says_yes
+from alm_bench.evaluators.base import reproduce
+from alm_bench.results import read_records, result_path
 from alm_bench.runner import RunConfig, run
 from alm_bench.text_encoders import SentenceTransformerEncoder, normalize_rows
 
@@ -86,6 +88,9 @@ def test_smollm2_rerank_equals_a_direct_computation_and_a_warm_run_asks_the_judg
         assert result.metrics[f"t2a_rerank_R@{k}"] == pytest.approx(np.mean([q in kept[q][:k] for q in range(3)]))
         assert result.metrics[f"t2a_rerank_filled_R@{k}"] == pytest.approx(np.mean([q in filled[q][:k] for q in range(3)]))
     assert result.metrics["rerank_yes_fraction"] == pytest.approx(np.mean([says_yes(a) for a in answers]))
+
+    written = result_path(tmp_path / "out", result)  # the item records reproduce every metric (intervals, compare)
+    assert reproduce(registry.methods["retrieval"], read_records(written), result.details) == pytest.approx(result.metrics)
 
     again = run(config, registry).results[0]  # warm: every answer comes from the output cache
     assert judge.calls == asked + 6 and again.metrics == result.metrics

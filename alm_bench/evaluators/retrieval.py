@@ -91,11 +91,7 @@ def _chance(direction: str, measure: str):
 class _Retrieval(Method):
     task_types = ("retrieval",)
     metrics = tuple(Metric(f"{d}_{m}", chance=_chance(d, m), headline=(d, m) == ("t2a", "R@1"))
-                    for d in ("t2a", "a2t") for m in _MEASURES) + rerank.METRICS
-
-    def produces(self, spec, options):
-        reranks = self.with_defaults(options).get("rerank") == "llm"
-        return tuple(m.name for m in self.metrics if reranks or m not in rerank.METRICS)
+                    for d in ("t2a", "a2t") for m in _MEASURES)
 
     def statistic(self, records, details):
         index = record_units(self, records)
@@ -125,6 +121,11 @@ class GenerativeRetrieval(_Retrieval):
     #: rerank=llm: the RPG paper's re-ranking of each query's top ``candidates`` clips by a chat LLM ``judge``
     options = {"rerank": "none", "judge": "smollm2", "candidates": 20}
     description = "index clips by generated captions; match queries with a text encoder (optionally LLM re-ranked)"
+    metrics = _Retrieval.metrics + rerank.METRICS
+
+    def produces(self, spec, options):
+        reranks = self.with_defaults(options)["rerank"] == "llm"
+        return tuple(m.name for m in self.metrics if reranks or m not in rerank.METRICS)
 
     def evaluate(self, ctx: EvalContext) -> MethodResult:
         if ctx.options["rerank"] not in ("none", "llm"):
@@ -140,17 +141,20 @@ class GenerativeRetrieval(_Retrieval):
         if ok:
             encoded = ctx.encode_texts(texts + [generated[i] for i in ok])
             text_vs_audio[:, ok] = encoded[: len(texts)] @ encoded[len(texts):].T
-        reranked = None
-        if ctx.options["rerank"] == "llm":
-            order = rerank.ranking(text_vs_audio)
-            reranked = rerank.per_query(order, rerank.judge_candidates(ctx, texts, generated, order), owners,
-                                        [g is not None for g in generated])
+        reranked = self._rerank(ctx, texts, generated, text_vs_audio, owners) if ctx.options["rerank"] == "llm" else None
         result = _result(items, generated, [o.error for o in outcomes], text_vs_audio, ctx.prompt, owners,
                          count_failed(outcomes), reranked)
         if reranked is not None:
             result.details["rerank"] = {"judge": ctx.options["judge"], "candidates": ctx.options["candidates"],
                                         "metrics": rerank.DEFINITIONS}
         return result
+
+    @staticmethod
+    def _rerank(ctx, texts, generated, text_vs_audio, owners) -> dict[str, np.ndarray]:
+        """Per-query re-ranked values (see :mod:`.rerank`) of the judge's answers on the top candidates."""
+        order = rerank.ranking(text_vs_audio)
+        yes = rerank.judge_candidates(ctx, texts, generated, order)
+        return rerank.per_query(order, yes, owners, [g is not None for g in generated])
 
 
 class EmbeddingRetrieval(_Retrieval):
