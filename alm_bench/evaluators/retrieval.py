@@ -130,6 +130,8 @@ class GenerativeRetrieval(_Retrieval):
     def evaluate(self, ctx: EvalContext) -> MethodResult:
         if ctx.options["rerank"] not in ("none", "llm"):
             raise ValueError(f"rerank={ctx.options['rerank']!r}: choose none or llm")
+        if ctx.options["candidates"] < 1:
+            raise ValueError(f"candidates={ctx.options['candidates']}: re-rank at least 1 candidate per query")
         items = ctx.test_items
         texts, owners = _caption_index(items)
         calls = [Call("generate", GenerateRequest.single(ctx.ref(item.audio[0]), ctx.prompt),
