@@ -6,7 +6,6 @@ comparable with published numbers; the other metrics wrap scikit-learn where it 
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import unicodedata
 from collections.abc import Collection, Mapping, Sequence
@@ -23,6 +22,8 @@ from pycocoevalcap.meteor.meteor import Meteor
 from pycocoevalcap.rouge.rouge import Rouge
 from pycocoevalcap.spice import spice as spice_module
 from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+
+from .java import java_unavailable_reason
 
 
 def accuracy(y_true: Sequence, y_pred: Sequence) -> float:
@@ -237,10 +238,10 @@ def caption_metrics(predictions: dict[str, str], references: dict[str, list[str]
         raise ValueError("caption_metrics: predictions and references must have the same item ids")
     if not predictions or not all(references.values()):
         raise ValueError("caption_metrics: need at least one item, each with at least one reference")
-    if shutil.which("java") is None:
-        raise RuntimeError(
-            "java is required for captioning metrics (PTB tokenizer, METEOR); `apt install default-jre-headless`"
-        )
+    no_java = java_unavailable_reason()
+    if no_java is not None:  # every score starts from the PTB tokenizer, a Java program
+        names = (*(f"BLEU-{n}" for n in range(1, 5)), "METEOR", "ROUGE-L", "CIDEr-D", "SPICE", "SPIDEr")
+        return CaptionScores(values=dict.fromkeys(names), unavailable=dict.fromkeys(names, no_java))
     # Start METEOR's JVM first: it loads its paraphrase table while the other scorers run.
     with closing(_Meteor()) as meteor:
         gts, res = _tokenize(predictions, references)
