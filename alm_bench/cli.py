@@ -241,14 +241,24 @@ def data_check(
             text = status(spec, data_dir, cache_dir or default_cache_dir()) if status else "no data check"
             console.print(f"{spec.id}: {text}", highlight=False)
             continue
-        report = check(spec, data_dir, cache_dir or default_cache_dir())
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=errors,
+                      transient=True) as progress:
+            bar = progress.add_task(f"{spec.id}: decoding", total=None)
+            report = check(spec, data_dir, cache_dir or default_cache_dir(), decode=True,
+                           progress=lambda done, total: progress.update(bar, completed=done, total=total))
         colour = "green" if report.ok else "red"
         console.print(f"[{colour}]{spec.id}[/]: {report.status} — {report.root}", highlight=False)
         if report.problem:
             console.print(f"  {report.problem}", highlight=False, markup=False)
+        for path, problem in report.bad.items():
+            console.print(f"  {_relative(path, report.root)} {problem}", highlight=False, markup=False)
         incomplete += not report.ok
     if incomplete:
         raise typer.Exit(1)
+
+
+def _relative(path: str, root: Path) -> str:
+    return str(Path(path).relative_to(root)) if Path(path).is_relative_to(root) else path
 
 
 @contextmanager
@@ -315,9 +325,10 @@ def leaderboard(
     console.print(f"wrote {write_leaderboard(runs, registry.tasks, output, registry.methods)}", highlight=False)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """The console script; ``argv`` (default: the command line) lets tests run it in-process."""
     try:
-        app()
+        app(args=argv)
     except (UsageError, PluginError, DistributedError, StorageError, ModelOutputError) as exc:
         if _VERBOSE["on"]:
             raise

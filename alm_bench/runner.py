@@ -31,6 +31,7 @@ from .protocol import GenerationConfig, ModelInfo
 from .results import Result, read_result, result_path, write_result
 from .specs import TaskSpec
 from .storage import fault, is_storage_fault, require_writable
+from .devices import check_device
 from .text_encoders import normalize_rows
 from .threads import apply as apply_threads
 from .threads import default_threads
@@ -162,6 +163,7 @@ class Runner:
         if self.cache.read_only and notify:
             notify(f"cache {self.cache.directory} is read-only ({self.cache.read_only}): cached outputs are used, "
                    f"new ones are computed and not stored")
+        check_device(config.device)
         self.model = self.registry.load_model(config.model, config.model_args).to(config.device)
         self.threads = config.threads or default_threads(config.workers)
         apply_threads(self.threads)
@@ -219,8 +221,24 @@ class Runner:
             if key not in self.registry.text_encoders:
                 known = ", ".join(["model", *sorted(self.registry.text_encoders)])
                 raise UsageError(f"unknown text encoder {key!r}; known: {known} (add :MODEL_ID for an argument)")
-            self._encoders[name] = self.registry.text_encoders[key](argument or None)
+            try:
+                self._encoders[name] = self.registry.text_encoders[key](argument or None)
+            except (OSError, ValueError, ImportError) as exc:  # no such model, not a model folder, offline
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise UsageError(f"text encoder {name!r} cannot be loaded ({reason}); give a model id or local "
+                                 f"folder it can load, e.g. --text-encoder sentence-transformers") from None
         return self._encoders[name]
+
+    def check_text_encoder(self) -> None:
+        """A text encoder the user named loads before any model call (not after an hour of generating)."""
+        name = self.config.text_encoder
+        if not name:
+            return
+        if name == "model":
+            if not self.capabilities.text_encoder:
+                raise UsageError(f"model {self.config.model!r} has no text encoder; pick one with --text-encoder")
+            return
+        self._encoder(name)
 
     # -- the run ----------------------------------------------------------------------------
     def run(self) -> RunSummary:
@@ -229,6 +247,7 @@ class Runner:
         check_control(self.config.control)
         tasks, explicit = select_tasks(self.registry, self.config.tasks)
         self.methods = tuple(self._method_name(m) for m in self.config.methods)
+        self.check_text_encoder()
         try:
             for spec in tasks:
                 self._run_task(spec, explicit, summary)

@@ -50,6 +50,8 @@ class DatasetSpec:
     citation: str = ""
     #: items the loader yields from a complete official copy (0: unknown); a smaller copy is partial
     size: int = 0
+    #: the length every clip of the official set has, in seconds (0: clips vary); `data check` checks it
+    seconds: float = 0.0
 
 
 @dataclass(frozen=True)

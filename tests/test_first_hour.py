@@ -1,0 +1,79 @@
+"""What a new user meets first: every user error is one line with exit code 2, and a damaged audio
+file fails its item (counted) and is named by `data check`."""
+
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from alm_bench.cli import main
+from alm_bench.results import read_records
+from alm_bench.runner import RunConfig, run
+
+from .conftest import SHARED
+
+ESC50 = SHARED / "data" / "esc50-mini"
+SYNTH = ["run", "--model", "oracle", "--task", "synth-events", "--limit", "5"]
+NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+
+
+@pytest.mark.parametrize("args, phrase", [
+    (["run", "--model", "pengi-tiny", "--task", "synth-events", "--model-args", "foo=bar"],
+     "takes no argument 'foo'; its arguments are: checkpoint, config,"),
+    ([*SYNTH, "--device", "cuda:99"], "--device cuda:99"),
+    pytest.param([*SYNTH, "--device", "cuda"], "--device cuda:", marks=NO_CUDA),
+    ([*SYNTH, "--device", "gpu0"], "unknown device 'gpu0'"),
+    ([*SYNTH, "--method", "text_matching", "--text-encoder", "hf:/nonexistent/encoder"],
+     "text encoder 'hf:/nonexistent/encoder' cannot be loaded"),
+    (["run", "--model", "logmel", "--task", "esc50", "--data-dir", "/nonexistent/esc50"],
+     "data directory /nonexistent/esc50 does not exist"),
+])
+def test_user_errors_are_one_line_and_exit_2(args, phrase, cache_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(SystemExit) as exited:
+        main([*args, "--output-dir", str(tmp_path), "--cache-dir", str(cache_dir)])
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert exited.value.code == 2 and len(lines) == 1, err
+    assert lines[0].startswith("error: ") and phrase in lines[0], err  # no progress bar: no model call ran
+    assert not list(tmp_path.rglob("*.json"))
+
+
+@pytest.fixture
+def damaged_copy(tmp_path):
+    """esc50-mini with one clip cut to its first 100 bytes and one clip 2 s long instead of ESC-50's 5 s."""
+    copy = tmp_path / "esc50"
+    (copy / "audio").mkdir(parents=True)
+    shutil.copytree(ESC50 / "meta", copy / "meta")
+    wavs = sorted((ESC50 / "audio").glob("*.wav"))
+    for wav in wavs[2:]:
+        (copy / "audio" / wav.name).symlink_to(wav)
+    (copy / "audio" / wavs[0].name).write_bytes(wavs[0].read_bytes()[:100])
+    audio, rate = sf.read(wavs[1])
+    sf.write(copy / "audio" / wavs[1].name, audio[: 2 * rate], rate)
+    return copy, wavs[0].name, wavs[1].name
+
+
+def test_a_truncated_file_fails_its_item(damaged_copy, registry, cache_dir, tmp_path):
+    copy, truncated, _ = damaged_copy
+    summary = run(RunConfig(model="oracle", tasks="esc50", methods=("log_likelihood",), data_dir=copy,
+                            output_dir=tmp_path / "out", cache_dir=cache_dir), registry)
+    (result,) = summary.results
+    assert result.n_items == 100 and result.n_failed == 1
+    assert result.metrics["accuracy"] == pytest.approx(0.99)  # the oracle knows every other answer
+    (path,) = (tmp_path / "out").rglob("*.json")
+    failed = [record for record in read_records(path) if record["error"]]
+    assert len(failed) == 1 and failed[0]["id"] == truncated[:-4] and "is truncated" in failed[0]["error"]
+
+
+def test_data_check_names_truncated_and_wrong_length_files(damaged_copy, cache_dir, capsys):
+    copy, truncated, short = damaged_copy
+    with pytest.raises(SystemExit) as exited:
+        main(["data", "check", "esc50", "--data-dir", str(copy), "--cache-dir", str(cache_dir)])
+    out = capsys.readouterr().out
+    assert exited.value.code == 1
+    assert "damaged: 2 of 100 audio files" in out
+    assert f"audio/{truncated} is truncated: its header declares" in out
+    assert f"audio/{short} lasts 2.000 s where the dataset's clips last 5 s" in out
