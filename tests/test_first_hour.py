@@ -2,6 +2,8 @@
 file fails its item (counted) and is named by `data check`."""
 
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -77,3 +79,12 @@ def test_data_check_names_truncated_and_wrong_length_files(damaged_copy, cache_d
     assert "damaged: 2 of 100 audio files" in out
     assert f"audio/{truncated} is truncated: its header declares" in out
     assert f"audio/{short} lasts 2.000 s where the dataset's clips last 5 s" in out
+
+
+def test_listing_imports_no_heavy_library():
+    """`alm-bench list models|tasks` builds the registry, every plugin included, without torch & co."""
+    heavy = ("torch", "transformers", "sentence_transformers", "sklearn", "pycocoevalcap", "datasets")
+    code = ("import sys; from alm_bench.cli import main; from alm_bench.plugins import build_registry; "
+            f"build_registry(); print(','.join(m for m in {heavy!r} if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "", f"imported at start: {result.stdout}"
