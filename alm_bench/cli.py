@@ -315,14 +315,24 @@ def compare_runs(
 @app.command("leaderboard")
 def leaderboard(
     results_dir: Path = typer.Option(Path("leaderboard/results"), "--results-dir", help="results JSON files (recursive)"),
-    output: Path = typer.Option(Path("leaderboard/README.md"), "--output", help="the markdown file to write"),
+    output: Optional[Path] = typer.Option(None, "--output",
+                                          help="the markdown file to write (e.g. leaderboard/README.md); "
+                                               "default: standard output"),
 ) -> None:
     """Generate the markdown leaderboard from results files (same results, byte-identical output)."""
-    from .leaderboard import load_results, write_leaderboard
+    import shlex
+
+    from .leaderboard import load_results, render, write_leaderboard
 
     runs = load_results(results_dir)  # bad input fails before the plugins load
     registry = _registry()
-    console.print(f"wrote {write_leaderboard(runs, registry.tasks, output, registry.methods)}", highlight=False)
+    command = shlex.join(["alm-bench", "leaderboard", "--results-dir", str(results_dir),
+                          *(["--output", str(output)] if output is not None else [])])
+    if output is None:
+        sys.stdout.write(render(runs, registry.tasks, registry.methods, command))
+        return
+    written = write_leaderboard(runs, registry.tasks, output, registry.methods, command)
+    errors.print(f"wrote {written}", highlight=False)
 
 
 def main(argv: list[str] | None = None) -> None:
