@@ -8,6 +8,7 @@ traceback instead.
 
 from __future__ import annotations
 
+import shlex
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,6 +31,8 @@ app.add_typer(data_app, name="data")
 console = Console(width=None if sys.stdout.isatty() else 200)  # no truncation in pipes and logs
 errors = Console(stderr=True, soft_wrap=True)
 _VERBOSE = {"on": False}
+#: the arguments of this invocation (recorded in results' provenance)
+_ARGV: list[str] = []
 
 
 def parse_model_args(text: str) -> dict:
@@ -85,7 +88,9 @@ def run(
     model_args: str = typer.Option("", "--model-args", help="k=v,... passed to the model"),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="local copy of the data (official layout)"),
     output_dir: Path = typer.Option(Path("results"), "--output-dir", help="where results files are written"),
-    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="use only the first N items per split"),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1,
+                                        help="use a sample of N test items per task, balanced over folds and labels "
+                                             "(round-robin over (fold, label) groups); results are marked partial"),
     batch_size: int = typer.Option(8, "--batch-size", min=1),
     device: str = typer.Option("cpu", "--device"),
     seed: int = typer.Option(0, "--seed", help="seed for probes and few-shot episodes"),
@@ -119,6 +124,7 @@ def run(
         generation=GenerationConfig(num_beams=num_beams, max_new_tokens=max_new_tokens, temperature=temperature),
         threads=threads,
         control=control,
+        command=shlex.join(["alm-bench", *_ARGV]),
     )
     if World.from_env().rank > 0:  # a distributed run's other ranks serve model calls, silently
         run_benchmark(config, default_registry())
@@ -337,6 +343,7 @@ def leaderboard(
 
 def main(argv: list[str] | None = None) -> None:
     """The console script; ``argv`` (default: the command line) lets tests run it in-process."""
+    _ARGV[:] = sys.argv[1:] if argv is None else argv
     try:
         app(args=argv)
     except (UsageError, PluginError, DistributedError, StorageError, ModelOutputError) as exc:

@@ -194,6 +194,27 @@ def _carve_valid(train: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarra
         return train_test_split(train, test_size=0.1, random_state=seed)
 
 
+def within_copy_split(y: np.ndarray, seed: int) -> list[str]:
+    """"train"/"valid"/"test" (60/20/20) per row, seeded and stratified by class where every class
+    allows it: for a partial copy whose items all lie in fewer than 3 of the official folds."""
+    from sklearn.model_selection import train_test_split
+
+    rows = np.arange(len(y))
+    labels = y if y.ndim == 1 else None
+
+    def split(part, size, stratify):
+        try:
+            return train_test_split(part, test_size=size, random_state=seed, stratify=stratify)
+        except ValueError:  # a class too small to appear on both sides
+            return train_test_split(part, test_size=size, random_state=seed)
+
+    rest, test = split(rows, 0.2, labels)
+    train, valid = split(rest, 0.25, None if labels is None else labels[rest])
+    roles = np.empty(len(y), dtype=object)
+    roles[train], roles[valid], roles[test] = "train", "valid", "test"
+    return roles.tolist()
+
+
 def _split_parts(groups: np.ndarray, x: np.ndarray, y: np.ndarray, seed: int):
     unknown = set(groups.tolist()) - set(SPLIT_NAMES)
     if unknown:

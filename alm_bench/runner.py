@@ -32,7 +32,8 @@ from .results import Result, read_result, result_path, write_result
 from .specs import TaskSpec
 from .storage import fault, is_storage_fault, require_writable
 from .devices import check_device
-from .text_encoders import normalize_rows
+from .provenance import package_versions, spec_hash, suite_commit
+from .text_encoders import DEFAULT_SENTENCE_MODEL, normalize_rows
 from .threads import apply as apply_threads
 from .threads import default_threads
 from .validation import ValidatedModel
@@ -67,6 +68,8 @@ class RunConfig:
     threads: int | None = None
     #: an audio control (alm_bench.controls): "silence", "shuffle", or None for the real audio
     control: str | None = None
+    #: the command line that started the run (recorded in provenance), when it came from one
+    command: str | None = None
 
 
 @dataclass(frozen=True)
@@ -107,15 +110,29 @@ def limit_items(items: list[Item], limit: int | None, spec: TaskSpec) -> list[It
     """A sample of at most ``limit`` items, balanced over folds and labels: with predefined folds,
     ``limit`` in all, dealt round-robin over the (fold, label) groups; otherwise ``limit`` per split,
     dealt round-robin over labels.  Items keep their dataset order within a group, so the sample is
-    deterministic."""
+    deterministic.  A limit below the number of (fold, label) groups takes one item of a different
+    label from each fold in turn, so every fold stays represented."""
     if not limit:
         return items
     if spec.folds:
+        cells = {(item.fold, item.labels[:1]) for item in items}
+        if limit < len(cells):
+            return _round_robin(items, _diagonal(cells))[:limit]
         return _round_robin(items, lambda item: (item.fold, item.labels[:1]))[:limit]
     splits: dict[str, list[Item]] = {}
     for item in items:
         splits.setdefault(item.split, []).append(item)
     return [item for group in splits.values() for item in _round_robin(group, lambda i: i.labels[:1])[:limit]]
+
+
+def _diagonal(cells: set[tuple]) -> Callable[[Item], Any]:
+    """A group key that orders (fold, label) cells fold after fold, each fold starting its labels
+    another 1/folds of the way round, so neither folds nor labels repeat early."""
+    folds = sorted({fold for fold, _ in cells})
+    labels = sorted({label for _, label in cells})
+    step = max(1, len(labels) // len(folds))
+    return lambda item: ((labels.index(item.labels[:1]) - step * folds.index(item.fold)) % len(labels),
+                         folds.index(item.fold))
 
 
 def _round_robin(items: list[Item], key: Callable[[Item], Any]) -> list[Item]:
@@ -187,6 +204,16 @@ class Runner:
         if self.config.text_encoder:
             return self.config.text_encoder
         return "model" if self.capabilities.text_encoder else "sentence-transformers"
+
+    def text_encoder_used(self) -> str:
+        """The encoder that did the work, by its real name (the model's own names its own)."""
+        name = self.text_encoder_name()
+        if name == "model":
+            own = self.model_config.get("text_encoder")
+            return f"model: {own}" if isinstance(own, str) and own else f"model: {self.config.model}'s own"
+        if name == "sentence-transformers":
+            return f"sentence-transformers:{DEFAULT_SENTENCE_MODEL}"
+        return name
 
     def encode_texts(self, texts: list[str]) -> np.ndarray:
         """Encode with the selected encoder; each distinct text is encoded once per run."""
@@ -360,8 +387,8 @@ class Runner:
             "model_config": self.model_config,
             "model_config_hash": self.model_key.split(":", 1)[1],
             "method_options": {k: v for k, v in method.with_defaults(spec.methods[method.name]).items()},
-            "generation": self.config.generation.as_dict() if "generate" in method.needs else None,
-            "text_encoder": self.text_encoder_name() if method.uses_text_encoder else None,
+            "generation": self.model.generation_settings(self.config.generation) if "generate" in method.needs else None,
+            "text_encoder": self.text_encoder_used() if method.uses_text_encoder else None,
             "dataset": dataset,
             "limit": self.config.limit,
             "seed": self.config.seed,
@@ -373,6 +400,10 @@ class Runner:
             "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "python": sys.version.split()[0],
             "platform": platform.platform(),
+            "command": self.config.command,
+            "packages": package_versions(),
+            "suite_commit": suite_commit(),
+            "task_spec_hash": spec_hash(spec),
         }
         expected = spec.dataset.size or None
         partial = used_items < dataset_items or (expected is not None and dataset_items < expected)

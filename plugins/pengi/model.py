@@ -201,10 +201,15 @@ class PengiModel(Model):
                              self.cfg.gpt2.n_positions - self.cfg.prefix_tokens)
 
     # -- the protocol -------------------------------------------------------------------------
+    def generation_settings(self, config: GenerationConfig) -> dict:
+        pick = lambda given, own: own if given is None else given  # noqa: E731
+        return {"num_beams": pick(config.num_beams, self.num_beams),
+                "max_new_tokens": pick(config.max_new_tokens, self.max_new_tokens),
+                "temperature": pick(config.temperature, self.temperature), "search": "beam search"}
+
     def generate(self, requests: Sequence[GenerateRequest], config: GenerationConfig) -> list[str]:
-        beams = config.num_beams if config.num_beams is not None else self.num_beams
-        tokens = config.max_new_tokens if config.max_new_tokens is not None else self.max_new_tokens
-        temperature = config.temperature if config.temperature is not None else self.temperature
+        settings = self.generation_settings(config)
+        beams, tokens, temperature = settings["num_beams"], settings["max_new_tokens"], settings["temperature"]
         from .decoding import beam_search
 
         if not requests:
