@@ -233,8 +233,8 @@ def _print_skipped(skipped, show: bool) -> None:
             console.print(f"[yellow]skipped[/] {s.task} {s.method}: {s.reason}", highlight=False)
     elif skipped:
         tasks = len({s.task for s in skipped})
-        console.print(f"[yellow]skipped[/] {len(skipped)} task methods on {tasks} tasks (no data, or a capability "
-                      "the model lacks): --show-skipped lists each with why", highlight=False)
+        console.print(f"[yellow]skipped[/] {len(skipped)} task methods on {tasks} tasks: --show-skipped says why",
+                      highlight=False)
 
 
 @list_app.command("models")

