@@ -339,6 +339,8 @@ class Runner:
                     continue
                 result = self._result(spec, method, prompt, outcome, len(all_items), len(items), dataset)
                 result.chance = method.chance_levels(ctx, [k for k, v in outcome.metrics.items() if v is not None])
+                result.higher_is_better = {name: declared.higher_is_better for name in outcome.metrics
+                                           if (declared := method.metric(name)) is not None}
                 result.intervals = {k: v.as_dict() for k, v in method.intervals(outcome, self.config.seed).items()}
                 result.control_effect = control_effect(result, self._uncontrolled(result), method)
                 write_result(Path(self.config.output_dir), result, outcome.records)
