@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import subprocess
+import tempfile
 import unicodedata
 from collections.abc import Collection, Mapping, Sequence
 from contextlib import closing
@@ -203,16 +204,33 @@ def _meteor_class() -> type:
     return _Meteor
 
 
+def _ptb_lines(lines: list[str]) -> list[str]:
+    """Stanford's PTBTokenizer over lines with coco-caption's command and punctuation removal, but
+    quiet (its "tokenized N tokens" line would land on the run's screen) and with its input in a
+    temporary folder rather than inside the installed package (which may be read-only)."""
+    from pycocoevalcap.tokenizer import ptbtokenizer as ptb
+
+    jar = Path(ptb.__file__).parent / ptb.STANFORD_CORENLP_3_4_1_JAR
+    with tempfile.TemporaryDirectory(prefix="alm-bench-ptb-") as folder:
+        source = Path(folder) / "captions.txt"
+        source.write_bytes("\n".join(lines).encode())
+        command = ["java", "-cp", str(jar), "edu.stanford.nlp.process.PTBTokenizer", "-preserveLines", "-lowerCase",
+                   str(source)]
+        out = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, check=True).stdout
+    tokenized = out.decode().split("\n")
+    return [" ".join(w for w in line.rstrip().split(" ") if w not in ptb.PUNCTUATIONS) for line in tokenized]
+
+
 def _tokenize(predictions: Mapping[str, str], references: Mapping[str, list[str]]) -> tuple[dict, dict]:
     """PTB-tokenise hypotheses and references in one java call, as coco-caption does."""
     texts = {("res", key): [text] for key, text in predictions.items()}
     texts |= {("gts", key): refs for key, refs in references.items()}
     # The tokenizer works line by line: a line break inside a caption would shift every later item.
-    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
-
-    tokens = PTBTokenizer().tokenize(
-        {key: [{"caption": " ".join(text.split())} for text in group] for key, group in texts.items()}
-    )
+    owners = [key for key, group in texts.items() for _ in group]
+    lines = _ptb_lines([" ".join(text.split()) for group in texts.values() for text in group])
+    tokens: dict = {}
+    for key, line in zip(owners, lines):
+        tokens.setdefault(key, []).append(line)
     res = {key: [tokens[("res", key)][0] or EMPTY_HYPOTHESIS] for key in predictions}
     gts = {key: tokens[("gts", key)] for key in predictions}
     return gts, res
