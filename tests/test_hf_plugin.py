@@ -20,13 +20,7 @@ PROMPT = "what do you hear?"
 CANDIDATES = ("dog", "a car engine starting", "sine tone")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models are thousands of small operations: on a shared CPU one thread is fastest."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ import sys
 import threading
 
 import pytest
-import torch
 
 from alm_bench import check_model
 from alm_bench.errors import UsageError
@@ -53,15 +52,7 @@ class Faults:
 
 
 @pytest.fixture(scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def pengi(registry, one_thread):
+def pengi(registry, one_torch_thread):
     return registry.load_model("pengi-tiny")
 
 

@@ -2,9 +2,10 @@
 
 The model is ../shared/assets/whisper-tiny.en (the weights of `openai/whisper-tiny.en`), the task
 fsdd-digits on ../shared/data/fsdd, run through the runner as a user runs it.  Most of the file's
-time is one pass of Whisper's encoder over the 200 clips, each a 30 s window (0.3 to 0.6 s a clip on
-two cores; the model keeps encoder states, so the three methods share that pass): three to four
-minutes in all on a shared 2-core machine.
+time is one pass of Whisper's encoder over a 60-clip sample (one take of every digit by every
+speaker), each clip a 30 s window (0.3 to 0.6 s a clip on two cores; the model keeps encoder states,
+so the three methods share that pass), and the greedy transcripts of text matching.  The leaderboard
+row (`--limit 200`) is rebuilt by leaderboard/reproduce.sh, not here.
 """
 
 from __future__ import annotations
@@ -55,10 +56,10 @@ def model(whisper_plugin):
 
 @pytest.fixture(scope="module")
 def fsdd(tmp_path_factory, cache_dir):
-    """One run of every fsdd-digits method on the 200-clip sample: results and item records."""
+    """One run of every fsdd-digits method on the 60-clip sample: results and item records."""
     output = tmp_path_factory.mktemp("whisper-fsdd")
     summary = run(RunConfig(model="whisper", tasks="fsdd-digits", model_args={"checkpoint": str(CHECKPOINT)},
-                            data_dir=FSDD, limit=200, output_dir=output, cache_dir=cache_dir))
+                            data_dir=FSDD, limit=60, output_dir=output, cache_dir=cache_dir))
     results = {r.method: r for r in summary.results}
     records = {method: [json.loads(line) for line in path.read_text().splitlines()]
                for method in results for path in (output / "whisper" / "fsdd-digits").glob(f"{method}*.jsonl")}
@@ -67,27 +68,27 @@ def fsdd(tmp_path_factory, cache_dir):
 
 # -- (1) real numbers on real audio ---------------------------------------------------------------
 @needs_model
-def test_log_likelihood_on_a_balanced_200_clip_sample(fsdd):
+def test_log_likelihood_on_a_balanced_60_clip_sample(fsdd):
     results, records = fsdd
     ll = results["log_likelihood"]
-    assert ll.n_items == 200 and ll.n_failed == 0 and ll.prompt == "this is a sound of"
-    # the sample --limit 200 gives: every digit 20 times, every speaker, each (speaker, digit) within one
+    assert ll.n_items == 60 and ll.n_failed == 0 and ll.prompt == "this is a sound of"
+    # the sample --limit 60 gives: every digit 6 times, every (speaker, digit) once
     ids = [r["id"] for r in records["log_likelihood"]]
-    assert len(set(ids)) == 200
+    assert len(set(ids)) == 60
     digit_speaker = collections.Counter(tuple(i.split("_")[:2]) for i in ids)
-    assert collections.Counter(r["target"] for r in records["log_likelihood"]) == {d: 20 for d in DIGITS}
-    assert len(digit_speaker) == 60 and max(digit_speaker.values()) - min(digit_speaker.values()) <= 1
-    assert ll.metrics["accuracy"] >= 0.9  # measured 0.935; chance is 0.1
+    assert collections.Counter(r["target"] for r in records["log_likelihood"]) == {d: 6 for d in DIGITS}
+    assert len(digit_speaker) == 60
+    assert ll.metrics["accuracy"] >= 0.85  # measured 0.933 (0.935 on 200 clips); chance is 0.1
 
 
 @needs_model
 def test_linear_probe_and_text_matching_give_real_numbers(fsdd):
     results, records = fsdd
     probe, matching = results["linear_probe"], results["text_matching"]
-    assert probe.n_items == 200 and probe.n_failed == 0 and len(probe.details["folds"]) == 6
-    assert probe.metrics["accuracy"] >= 0.8  # measured 0.9625, each fold tested on a speaker it never heard
-    assert matching.n_items == 200 and matching.n_failed == 0
-    assert matching.metrics["accuracy"] >= 0.4  # measured 0.645: "seven." and "7" matched to "seven"
+    assert probe.n_items == 60 and probe.n_failed == 0 and len(probe.details["folds"]) == 6
+    assert probe.metrics["accuracy"] >= 0.8  # measured 1.0 (0.9625 on 200), each fold a speaker it never heard
+    assert matching.n_items == 60 and matching.n_failed == 0
+    assert matching.metrics["accuracy"] >= 0.4  # measured 0.70: "seven." and "7" matched to "seven"
     outputs = {r["output"].lower().strip(" .!?") for r in records["text_matching"]}
     assert len(outputs & set(DIGITS)) >= 8  # real transcripts, not a constant
 
