@@ -21,17 +21,19 @@ from .audio import file_sha
 from .cache import OutputCache
 from .calls import Call, config_hash, content_key
 from .controls import apply_control, check_control, control_effect
-from .data import DataMissing, Item, fingerprint
+from .data import AudioMissing, DataMissing, Item, fingerprint
 from .distributed import DistributedExecutor, World, serve
-from .errors import ItemError, StorageError, UsageError
+from .errors import Interrupted, ItemError, StorageError, UsageError
 from .evaluators import EvalContext, Method
 from .executor import Executor, LocalExecutor, Stats
 from .plugins import Registry, default_registry
-from .protocol import GenerationConfig, ModelInfo
+from .protocol import ITEM_PREFIX, GenerationConfig, ModelInfo
 from .results import Result, read_result, result_path, write_result
 from .specs import TaskSpec
 from .storage import fault, is_storage_fault, require_writable
-from .text_encoders import normalize_rows
+from .devices import check_device
+from .provenance import package_versions, spec_hash, suite_commit
+from .text_encoders import DEFAULT_SENTENCE_MODEL, normalize_rows
 from .threads import apply as apply_threads
 from .threads import default_threads
 from .validation import ValidatedModel
@@ -51,6 +53,8 @@ class RunConfig:
     #: None: each task's first prompt; "all": every prompt of the spec; otherwise this prompt
     prompt: str | None = None
     model_args: dict = field(default_factory=dict)
+    #: ``--method-args``: options of the chosen methods, over the spec's ``methods:`` options
+    method_args: dict = field(default_factory=dict)
     data_dir: Path | None = None
     output_dir: Path = Path("results")
     cache_dir: Path = field(default_factory=default_cache_dir)
@@ -66,6 +70,8 @@ class RunConfig:
     threads: int | None = None
     #: an audio control (alm_bench.controls): "silence", "shuffle", or None for the real audio
     control: str | None = None
+    #: the command line that started the run (recorded in provenance), when it came from one
+    command: str | None = None
 
 
 @dataclass(frozen=True)
@@ -106,15 +112,29 @@ def limit_items(items: list[Item], limit: int | None, spec: TaskSpec) -> list[It
     """A sample of at most ``limit`` items, balanced over folds and labels: with predefined folds,
     ``limit`` in all, dealt round-robin over the (fold, label) groups; otherwise ``limit`` per split,
     dealt round-robin over labels.  Items keep their dataset order within a group, so the sample is
-    deterministic."""
+    deterministic.  A limit below the number of (fold, label) groups takes one item of a different
+    label from each fold in turn, so every fold stays represented."""
     if not limit:
         return items
     if spec.folds:
+        cells = {(item.fold, item.labels[:1]) for item in items}
+        if limit < len(cells):
+            return _round_robin(items, _diagonal(cells))[:limit]
         return _round_robin(items, lambda item: (item.fold, item.labels[:1]))[:limit]
     splits: dict[str, list[Item]] = {}
     for item in items:
         splits.setdefault(item.split, []).append(item)
     return [item for group in splits.values() for item in _round_robin(group, lambda i: i.labels[:1])[:limit]]
+
+
+def _diagonal(cells: set[tuple]) -> Callable[[Item], Any]:
+    """A group key that orders (fold, label) cells fold after fold, each fold starting its labels
+    another 1/folds of the way round, so neither folds nor labels repeat early."""
+    folds = sorted({fold for fold, _ in cells})
+    labels = sorted({label for _, label in cells})
+    step = max(1, len(labels) // len(folds))
+    return lambda item: ((labels.index(item.labels[:1]) - step * folds.index(item.fold)) % len(labels),
+                         folds.index(item.fold))
 
 
 def _round_robin(items: list[Item], key: Callable[[Item], Any]) -> list[Item]:
@@ -123,6 +143,34 @@ def _round_robin(items: list[Item], key: Callable[[Item], Any]) -> list[Item]:
         groups.setdefault(key(item), []).append(item)
     ordered = [groups[k] for k in sorted(groups)]
     return [group[i] for i in range(max(map(len, ordered), default=0)) for group in ordered if i < len(group)]
+
+
+def method_args(methods: dict[str, Method], chosen: tuple[str, ...], args: dict) -> dict[str, dict]:
+    """``--method-args`` split over the chosen methods (every method when none is chosen): each key
+    must be an option one of them declares, and its value takes that option's type."""
+    names = chosen or tuple(sorted(methods))
+    per_method: dict[str, dict] = {}
+    for key, value in args.items():
+        owners = [name for name in names if key in methods[name].options]
+        if not owners:
+            known = sorted({option for name in names for option in methods[name].options})
+            raise UsageError(f"unknown --method-args key {key!r} for method(s) {', '.join(names)}; "
+                             f"their options: {', '.join(known) or 'none'}")
+        for name in owners:
+            per_method.setdefault(name, {})[key] = _option_value(name, key, value, methods[name].options[key])
+    return per_method
+
+
+def _option_value(method: str, key: str, value: Any, default: Any) -> Any:
+    """``value`` as the type of the option's default (a None default takes anything)."""
+    if default is None or type(value) is type(default):
+        return value
+    if isinstance(default, str):
+        return str(value)
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    raise UsageError(f"--method-args {key}={value!r}: method {method} expects type {type(default).__name__} "
+                     f"(default {default!r})")
 
 
 def hash_audio(items: list[Item], workers: int) -> dict[str, str]:
@@ -137,6 +185,15 @@ def hash_audio(items: list[Item], workers: int) -> dict[str, str]:
 
     with ThreadPoolExecutor(workers) as pool:
         return dict(zip(paths, pool.map(one, paths)))
+
+
+def item_refs(items: list[Item]) -> dict[str, str]:
+    """For a model that reads no audio: each audio path stands for the (first) item that holds it."""
+    refs: dict[str, str] = {}
+    for item in items:
+        for path in item.audio:
+            refs.setdefault(path, ITEM_PREFIX + item.id)
+    return refs
 
 
 def caption_owners(items: list[Item], shas: dict[str, str]) -> dict[str, tuple[str, ...]]:
@@ -162,6 +219,7 @@ class Runner:
         if self.cache.read_only and notify:
             notify(f"cache {self.cache.directory} is read-only ({self.cache.read_only}): cached outputs are used, "
                    f"new ones are computed and not stored")
+        check_device(config.device)
         self.model = self.registry.load_model(config.model, config.model_args).to(config.device)
         self.threads = config.threads or default_threads(config.workers)
         apply_threads(self.threads)
@@ -171,7 +229,7 @@ class Runner:
         self.model_key = f"{config.model}:{config_hash(self.model_config)}"
         self.local = LocalExecutor(ValidatedModel(self.model, self.info.plugin), self.model_key,
                                    self.model.audio_format, self.cache, config.generation, config.batch_size,
-                                   config.workers)
+                                   config.workers, needs_audio=self.model.needs_audio)
         #: where every model call goes: this process, or all ranks of a distributed run
         self.executor: Executor = DistributedExecutor(self.local, world) if world.distributed else self.local
         self._encoders: dict[str, Any] = {}
@@ -185,6 +243,16 @@ class Runner:
         if self.config.text_encoder:
             return self.config.text_encoder
         return "model" if self.capabilities.text_encoder else "sentence-transformers"
+
+    def text_encoder_used(self) -> str:
+        """The encoder that did the work, by its real name (the model's own names its own)."""
+        name = self.text_encoder_name()
+        if name == "model":
+            own = self.model_config.get("text_encoder")
+            return f"model: {own}" if isinstance(own, str) and own else f"model: {self.config.model}'s own"
+        if name == "sentence-transformers":
+            return f"sentence-transformers:{DEFAULT_SENTENCE_MODEL}"
+        return name
 
     def encode_texts(self, texts: list[str]) -> np.ndarray:
         """Encode with the selected encoder; each distinct text is encoded once per run."""
@@ -219,22 +287,44 @@ class Runner:
             if key not in self.registry.text_encoders:
                 known = ", ".join(["model", *sorted(self.registry.text_encoders)])
                 raise UsageError(f"unknown text encoder {key!r}; known: {known} (add :MODEL_ID for an argument)")
-            self._encoders[name] = self.registry.text_encoders[key](argument or None)
+            try:
+                self._encoders[name] = self.registry.text_encoders[key](argument or None)
+            except (OSError, ValueError, ImportError) as exc:  # no such model, not a model folder, offline
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise UsageError(f"text encoder {name!r} cannot be loaded ({reason}); give a model id or local "
+                                 f"folder it can load, e.g. --text-encoder sentence-transformers") from None
         return self._encoders[name]
+
+    def check_text_encoder(self) -> None:
+        """A text encoder the user named loads before any model call (not after an hour of generating)."""
+        name = self.config.text_encoder
+        if not name:
+            return
+        if name == "model":
+            if not self.capabilities.text_encoder:
+                raise UsageError(f"model {self.config.model!r} has no text encoder; pick one with --text-encoder")
+            return
+        self._encoder(name)
 
     # -- the run ----------------------------------------------------------------------------
     def run(self) -> RunSummary:
         start = time.perf_counter()
         summary = RunSummary(stats=self.executor.stats)
         check_control(self.config.control)
+        if self.config.control and not self.model.needs_audio:
+            raise UsageError(f"model {self.config.model!r} reads no audio, so --control changes nothing; drop it")
         tasks, explicit = select_tasks(self.registry, self.config.tasks)
         self.methods = tuple(self._method_name(m) for m in self.config.methods)
+        self.method_args = method_args(self.registry.methods, self.methods, self.config.method_args)
+        self.check_text_encoder()
         try:
             for spec in tasks:
                 self._run_task(spec, explicit, summary)
         except StorageError as exc:
             exc.summary = summary  # what was saved before the failure
             raise
+        except KeyboardInterrupt:
+            raise Interrupted(len(summary.results), self.config.output_dir) from None
         finally:
             summary.seconds = time.perf_counter() - start
         return summary
@@ -253,6 +343,10 @@ class Runner:
             raise UsageError(f"task {spec.id}: no dataset loader {spec.dataset.loader!r} is installed")
         try:
             items = loader(spec, self.config.data_dir, Path(self.config.cache_dir))
+        except AudioMissing as exc:
+            if self.model.needs_audio:
+                raise
+            items = exc.items  # a model that reads no audio runs on the metadata alone
         except OSError as exc:  # e.g. the synthetic data built into a full or read-only cache
             if not is_storage_fault(exc):
                 raise
@@ -272,14 +366,15 @@ class Runner:
             return
         items = limit_items(all_items, self.config.limit, spec)
         items = apply_control(items, self.config.control or "", self.config.seed, Path(self.config.cache_dir))
-        shas = hash_audio(items, self.config.workers)
+        shas = hash_audio(items, self.config.workers) if self.model.needs_audio else item_refs(items)
         dataset = {"loader": spec.dataset.loader, "source": spec.dataset.source,
                    "fingerprint": fingerprint(items, shas), "data_dir": str(self.config.data_dir or "")}
         self._caption_owners = caption_owners(items, shas)
         for method_name, options in self._methods(spec, explicit, summary):
             method = self.registry.methods[method_name]
+            options = method.with_defaults({**options, **self.method_args.get(method_name, {})})
             for prompt in self._prompts(spec, method):
-                ctx = EvalContext(spec, items, method.with_defaults(options), prompt, self.executor, shas,
+                ctx = EvalContext(spec, items, options, prompt, self.executor, shas,
                                   self.config.seed, self.encode_texts,
                                   lambda d, n, s=spec.id, m=method_name: self.progress(f"{s} {m}: {d}", n))
                 try:
@@ -289,8 +384,10 @@ class Runner:
                         raise UsageError(f"task {spec.id} method {method_name}: {exc}") from exc
                     summary.skipped.append(Skipped(spec.id, method_name, str(exc)))
                     continue
-                result = self._result(spec, method, prompt, outcome, len(all_items), len(items), dataset)
+                result = self._result(spec, method, options, prompt, outcome, len(all_items), len(items), dataset)
                 result.chance = method.chance_levels(ctx, [k for k, v in outcome.metrics.items() if v is not None])
+                result.higher_is_better = {name: declared.higher_is_better for name in outcome.metrics
+                                           if (declared := method.metric(name)) is not None}
                 result.intervals = {k: v.as_dict() for k, v in method.intervals(outcome, self.config.seed).items()}
                 result.control_effect = control_effect(result, self._uncontrolled(result), method)
                 write_result(Path(self.config.output_dir), result, outcome.records)
@@ -333,16 +430,16 @@ class Runner:
             return list(spec.prompts)
         return [self.config.prompt]
 
-    def _result(self, spec, method, prompt, outcome, dataset_items, used_items, dataset) -> Result:
+    def _result(self, spec, method, options, prompt, outcome, dataset_items, used_items, dataset) -> Result:
         provenance = {
             "alm_bench_version": __version__,
             "model_plugin": self.info.plugin,
             "model_args": self.config.model_args,
             "model_config": self.model_config,
             "model_config_hash": self.model_key.rsplit(":", 1)[1],  # model names may hold ":" (hear:MODULE)
-            "method_options": {k: v for k, v in method.with_defaults(spec.methods[method.name]).items()},
-            "generation": self.config.generation.as_dict() if "generate" in method.needs else None,
-            "text_encoder": self.text_encoder_name() if method.uses_text_encoder else None,
+            "method_options": dict(options),
+            "generation": self.model.generation_settings(self.config.generation) if "generate" in method.needs else None,
+            "text_encoder": self.text_encoder_used() if method.uses_text_encoder else None,
             "dataset": dataset,
             "limit": self.config.limit,
             "seed": self.config.seed,
@@ -354,6 +451,10 @@ class Runner:
             "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "python": sys.version.split()[0],
             "platform": platform.platform(),
+            "command": self.config.command,
+            "packages": package_versions(),
+            "suite_commit": suite_commit(),
+            "task_spec_hash": spec_hash(spec),
         }
         expected = spec.dataset.size or None
         partial = used_items < dataset_items or (expected is not None and dataset_items < expected)

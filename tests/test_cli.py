@@ -23,6 +23,8 @@ def alm_bench(*args, cache_dir=None):
     (["run", "--model", "oracle", "--task", "synth-events", "--text-encoder", "nosuch", "--method", "text_matching",
       "--limit", "5"], "unknown text encoder 'nosuch'"),
     (["run", "--model", "oracle", "--task", "synth-events", "--data-dir", "/nonexistent/data"], "no synthetic"),
+    (["run", "--model", "oracle", "--task", "synth-retrieval", "--method", "retrieval", "--method-args", "colour=red"],
+     "unknown --method-args key 'colour'"),
 ])
 def test_user_errors_exit_2_with_one_line(args, phrase, cache_dir, tmp_path):
     result = alm_bench(*args, "--output-dir", str(tmp_path), cache_dir=cache_dir)
@@ -64,6 +66,6 @@ def test_task_all_skips_tasks_without_data_and_says_why(cache_dir, tmp_path):
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("")
     result = alm_bench("run", "--model", "oracle", "--task", "synth-c*", "--data-dir", str(blocker),
-                       "--output-dir", str(tmp_path / "out"), cache_dir=cache_dir)
+                       "--output-dir", str(tmp_path / "out"), "--show-skipped", cache_dir=cache_dir)
     assert result.returncode == 0, result.stderr
     assert "skipped synth-caption" in result.stdout and "skipped synth-count" in result.stdout

@@ -10,7 +10,7 @@ import numpy as np
 from .. import metrics
 from ..calls import Call
 from ..errors import UsageError
-from ..probe import FoldResult, ProbeConfig, run_probe, summarize
+from ..probe import FoldResult, ProbeConfig, run_probe, summarize, within_copy_split
 from ..protocol import GenerateRequest, ScoreRequest
 from ..uncertainty import Interval, average_precision, random_ranking_ap, ratio, t_interval
 from .base import (EvalContext, Method, MethodResult, Metric, cosine, count_failed, match_to_labels, outputs_or_none,
@@ -245,33 +245,43 @@ class LinearProbe(Method):
         targets = _targets(ctx, items)
         y = targets if ctx.spec.multilabel else targets.argmax(axis=1)
         groups = [item.fold for item in items] if ctx.spec.folds else [_role(ctx, item) for item in items]
+        present = len(set(groups)) if ctx.spec.folds else 0
+        fallback = ""
+        if ctx.spec.folds and present < 3:  # a partial copy: the HEAR rotation needs 3 folds
+            groups = within_copy_split(y, ctx.seed)
+            fallback = (f"the copy holds items of {present} of the {ctx.spec.folds} official folds: probed on a "
+                        f"seeded (seed {ctx.seed}), stratified 60/20/20 train/valid/test split within it, "
+                        "not comparable with fold results")
         if ctx.options["protocol"] not in PROTOCOLS:
             raise UsageError(f"linear_probe protocol {ctx.options['protocol']!r} is unknown; "
                              f"choose {' or '.join(PROTOCOLS)}")
-        folds, setup = (self._hear if ctx.options["protocol"] == "hear" else self._default)(ctx, x, y, groups)
+        train = self._hear if ctx.options["protocol"] == "hear" else self._default
+        folds, setup = train(ctx, x, y, groups, bool(ctx.spec.folds) and not fallback)
         mean, std = summarize(folds)
         metric = "mAP" if ctx.spec.multilabel else "accuracy"
         details = {**setup, "std": std, "labels": list(ctx.labels), "folds": [
             {"test_fold": f.test_fold, metric: f.metric, "learning_rate": f.learning_rate, "epochs": f.epochs}
             for f in folds]}
+        if fallback:
+            details["split"] = fallback
         records = _probe_records(ctx, items, groups, folds, outcomes)
         n_failed = sum(1 for r in records if r["error"])
         return MethodResult({metric: mean}, records, len(records), n_failed, details=details)
 
     @staticmethod
-    def _default(ctx: EvalContext, x, y, groups) -> tuple[list[FoldResult], dict]:
+    def _default(ctx: EvalContext, x, y, groups, by_folds: bool) -> tuple[list[FoldResult], dict]:
         config = ProbeConfig(layers=ctx.options["layers"], hidden_size=ctx.options["hidden_size"],
                              learning_rates=tuple(ctx.options["learning_rates"]), max_epochs=ctx.options["max_epochs"],
                              patience=ctx.options["patience"], seed=ctx.seed)
         folds = ctx.memo(
             "linear_probe", [x, y, [str(g) for g in groups], ctx.spec.multilabel, dataclasses.asdict(config)],
-            lambda: run_probe(x, y, groups, multilabel=ctx.spec.multilabel, config=config, folds=bool(ctx.spec.folds)),
+            lambda: run_probe(x, y, groups, multilabel=ctx.spec.multilabel, config=config, folds=by_folds),
             encode=lambda folds: [dataclasses.asdict(f) for f in folds],
             decode=lambda rows: [FoldResult(**row) for row in rows])
         return folds, {"protocol": "alm-bench", "layers": config.layers}
 
     @staticmethod
-    def _hear(ctx: EvalContext, x, y, groups) -> tuple[list[FoldResult], dict]:
+    def _hear(ctx: EvalContext, x, y, groups, by_folds: bool) -> tuple[list[FoldResult], dict]:
         from ..hear_probe import HearGrid, run_hear_probe  # torch, only when asked for
 
         try:
@@ -281,8 +291,8 @@ class LinearProbe(Method):
             raise UsageError(f"linear_probe hear_grid: {exc}; its fields are {fields}") from None
         folds, setup = ctx.memo(
             "linear_probe_hear", [x, y, [str(g) for g in groups], ctx.spec.multilabel, dataclasses.asdict(grid)],
-            lambda: run_hear_probe(x, y, groups, multilabel=ctx.spec.multilabel, folds=bool(ctx.spec.folds),
-                                   grid=grid, seed=ctx.seed),
+            lambda: run_hear_probe(x, y, groups, multilabel=ctx.spec.multilabel, folds=by_folds, grid=grid,
+                                   seed=ctx.seed),
             encode=lambda found: [[dataclasses.asdict(f) for f in found[0]], found[1]],
             decode=lambda rows: ([FoldResult(**row) for row in rows[0]], rows[1]))
         return folds, {**setup, "layers": 1 + setup["chosen"]["hidden_layers"]}
