@@ -492,7 +492,7 @@ OFFLINE_ARGS = {"pengi": {"checkpoint": "random", "config": "test-small-gpt2", "
 
 #: models that need a checkpoint or a server built by their own tests, which run check_model on them
 CHECKED_ELSEWHERE = {"hf": "test_hf_plugin.py", "openai": "test_openai_plugin.py", "clap": "test_clap.py",
-                     "msclap": "test_clap.py"}
+                     "msclap": "test_clap.py", "predictions": "test_predictions.py (needs a file of outputs)"}
 
 
 @pytest.mark.parametrize("name", [n for n in BUILTIN if n not in CHECKED_ELSEWHERE])
