@@ -1,8 +1,14 @@
-"""Scaling of a distributed run: the same pengi-tiny run with 1 and 2 processes on this machine.
+"""Scaling of a distributed run: the same run with 1 and 2 processes on this machine.
 
-Each configuration runs ``alm-bench run`` from a cold output cache (``--no-cache``) on synthetic
-tasks whose model calls dominate (beam-search captioning, candidate scoring), with the synthetic data
-already generated.  Every process keeps the runner's default CPU threads (the CPUs it may use less
+Each configuration runs ``alm-bench run`` from a cold output cache (``--no-cache``).  Two presets:
+
+- ``whisper`` (default): the real Whisper tiny.en (``../shared/assets``) scoring the ten digit words
+  on 120 real FSDD recordings, a CPU model of realistic cost (its encoder runs a 30 s window per
+  clip, about 0.3 s of CPU), so the model's calls dominate the run;
+- ``pengi-tiny``: the shipped pengi-tiny on two synthetic tasks (beam-search captioning, candidate
+  scoring), a model so fast that start-up and rank 0's scoring dominate.
+
+Every process keeps the runner's default CPU threads (the CPUs it may use less
 the audio decode workers), as a user's command would; the threads each process used are read back
 from the results' provenance.  Wall time is measured around the
 whole command (start-up, loading the model in every rank, the run, writing results), and the
@@ -23,20 +29,26 @@ import tempfile
 import time
 from pathlib import Path
 
-ARGS = ["--model", "pengi-tiny", "--task", "synth-caption,synth-events", "--method", "captioning,log_likelihood",
-        "--no-cache"]
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+PRESETS = {
+    "whisper": ["--model", "whisper", "--model-args", f"checkpoint={SHARED / 'assets' / 'whisper-tiny.en'}",
+                "--task", "fsdd-digits", "--data-dir", str(SHARED / "data" / "fsdd"), "--method", "log_likelihood",
+                "--limit", "120", "--no-cache"],
+    "pengi-tiny": ["--model", "pengi-tiny", "--task", "synth-caption,synth-events", "--method",
+                   "captioning,log_likelihood", "--no-cache"],
+}
 
 
-def _command(processes: int) -> list[str]:
+def _command(processes: int, args: list[str]) -> list[str]:
     if processes == 1:
-        return [sys.executable, "-m", "alm_bench", "run", *ARGS]
+        return [sys.executable, "-m", "alm_bench", "run", *args]
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(processes),
-            "-m", "alm_bench", "run", *ARGS]
+            "-m", "alm_bench", "run", *args]
 
 
-def _timed(processes: int, output: Path) -> float:
+def _timed(processes: int, args: list[str], output: Path) -> float:
     start = time.perf_counter()
-    subprocess.run(_command(processes) + ["--output-dir", str(output)], check=True,
+    subprocess.run(_command(processes, args) + ["--output-dir", str(output)], check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - start
 
@@ -49,10 +61,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="whisper")
     args = parser.parse_args()
+    run_args = PRESETS[args.preset]
     cpus = len(os.sched_getaffinity(0))
-    # generate the synthetic data once, outside the timed runs
-    subprocess.run([sys.executable, "-m", "alm_bench", "run", "--model", "chance", "--task", "synth-caption,synth-events",
+    # data and file hashes ready before the timed runs (generated synthetic data, hashed recordings)
+    task_args = run_args[run_args.index("--task"):]
+    subprocess.run([sys.executable, "-m", "alm_bench", "run", "--model", "chance", *task_args,
                     "--output-dir", tempfile.mkdtemp()], check=True, stdout=subprocess.DEVNULL)
     load_before = os.getloadavg()[0]
     rows, reference = [], None
@@ -60,7 +75,7 @@ def main() -> None:
         times = []
         for _ in range(args.repeats):
             output = Path(tempfile.mkdtemp())
-            times.append(_timed(processes, output))
+            times.append(_timed(processes, run_args, output))
             results = _results(output)
             metrics = [r["metrics"] for r in results]
             reference = reference or metrics
@@ -69,10 +84,11 @@ def main() -> None:
         threads = results[0]["provenance"]["threads"]
         rows.append((processes, threads, min(times), times))
     base = rows[0][2]
-    print(f"Command: `python bench/distributed_scaling.py --repeats {args.repeats}`  ")
+    print(f"Command: `python bench/distributed_scaling.py --preset {args.preset} --repeats {args.repeats}`  ")
     print(f"Machine: {cpus} CPUs, {platform.platform()}; load average {load_before:.1f} before and "
           f"{os.getloadavg()[0]:.1f} after  ")
-    print(f"Run: `alm-bench run {' '.join(ARGS)}`, best of {args.repeats}, wall time of the whole command\n")
+    shown = " ".join(a.replace(str(SHARED), "../shared") for a in run_args)
+    print(f"Run: `alm-bench run {shown}`, best of {args.repeats}, wall time of the whole command\n")
     print("| processes | torch threads each | wall time | speed-up | all runs | results |")
     print("|---:|---:|---:|---:|---|---|")
     for processes, threads, seconds, times in rows:

@@ -113,7 +113,7 @@ def test_logmel_baseline_probe_on_real_speech_beats_chance(registry, cache_dir, 
     (result,) = summary.results
     assert result.method == "linear_probe" and result.n_items == 600
     assert result.metrics["accuracy"] > 0.3  # chance is 0.1; unseen speakers
-    assert {s.method for s in summary.skipped} == {"text_matching", "log_likelihood"}
+    assert {s.method for s in summary.skipped} == {"text_matching", "log_likelihood", "zero_shot_embedding"}
 
 
 def test_missing_audio_is_counted_with_examples(registry, tmp_path):
@@ -276,7 +276,7 @@ def test_embedding_baseline_runs_end_to_end_and_says_why_methods_are_skipped(reg
         (result,) = summary.results
         assert result.method == "linear_probe" and result.partial and result.n_items == 20  # the 20% test part
         assert "stratified 60/20/20" in result.details["split"] and "seed 0" in result.details["split"]
-        assert set(reasons) == {"text_matching", "log_likelihood"}
+        assert set(reasons) == {"text_matching", "log_likelihood", "zero_shot_embedding"}
     else:
         assert not summary.results and set(reasons) == set(registry.tasks[task].methods)
         assert "lacks capability" in reasons["retrieval_embedding"]

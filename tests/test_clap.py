@@ -94,14 +94,14 @@ def test_an_unreachable_hub_checkpoint_is_one_line(monkeypatch):
 def test_msclap_loads_its_released_layout_and_pools_gpt2_at_the_last_token(tmp_path):
     from transformers import AutoTokenizer
 
-    from alm_bench_plugins.clap import msclap
+    from alm_bench_plugins.clap import msclap, msclap_network
     from alm_bench_plugins.pengi.config import CONFIGS as PENGI, GPT2Sizes
 
     tiny = msclap.MsClapConfig(audio=PENGI["tiny"].audio, d_proj=8, text_len=12, tokenizer=str(GPT2_TOKENIZER),
                                gpt2=GPT2Sizes(vocab_size=50_257, n_positions=32, n_embd=16, n_layer=1, n_head=2))
     msclap.register_config("test-tiny", tiny)
     torch.manual_seed(0)
-    state = msclap.MsClapNetwork(tiny).state_dict()
+    state = msclap_network.MsClapNetwork(tiny).state_dict()
     # as msclap saves it: under "model", DDP's prefix, GPT-2's legacy causal-mask buffers
     released = {f"module.{k}": v for k, v in state.items()}
     released["module.caption_encoder.base.h.0.attn.bias"] = torch.ones(1, 1, 32, 32)
@@ -131,7 +131,7 @@ def test_msclap_loads_its_released_layout_and_pools_gpt2_at_the_last_token(tmp_p
 def test_msclap_2022_is_cnn14_and_bert_with_cls_pooling(tmp_path):
     from transformers import BertTokenizerFast
 
-    from alm_bench_plugins.clap import msclap
+    from alm_bench_plugins.clap import msclap, msclap_network
     from alm_bench_plugins.pengi.config import AudioConfig
 
     words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "bell", "dog", "rings", "barks"]
@@ -146,7 +146,7 @@ def test_msclap_2022_is_cnn14_and_bert_with_cls_pooling(tmp_path):
                                d_proj=6, text_len=8, tokenizer=str(tmp_path / "tok"))
     msclap.register_config("test-2022", tiny)
     torch.manual_seed(0)
-    state = msclap.MsClapNetwork(tiny).state_dict()
+    state = msclap_network.MsClapNetwork(tiny).state_dict()
     for key in ("audio_encoder.base.conv_block2.conv1.weight", "audio_encoder.base.fc1.weight",
                 "audio_encoder.base.logmel_extractor.melW", "caption_encoder.base.pooler.dense.weight"):
         assert key in state  # msclap's own names

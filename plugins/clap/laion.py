@@ -14,7 +14,6 @@ from __future__ import annotations
 from functools import cached_property
 
 import numpy as np
-import torch
 
 from alm_bench import AudioFormat, Capabilities, Model
 
@@ -23,8 +22,10 @@ from .weights import hub_snapshot
 DEFAULT = "laion/clap-htsat-unfused"
 
 
-def _features(output) -> torch.Tensor:
+def _features(output):
     """transformers 5 returns a model output whose pooler_output holds the (normalised) projection."""
+    import torch
+
     return output if isinstance(output, torch.Tensor) else output.pooler_output
 
 
@@ -64,6 +65,8 @@ class LaionClap(Model):
         return self
 
     def embed(self, clips):
+        import torch
+
         inputs = self.extractor([c.waveform for c in clips], sampling_rate=self.extractor.sampling_rate,
                                 return_tensors="pt")
         with torch.inference_mode():
@@ -72,6 +75,8 @@ class LaionClap(Model):
         return _features(out).float().cpu().numpy()
 
     def embed_text(self, texts):
+        import torch
+
         inputs = self.tokenizer(list(texts), padding=True, truncation=True, return_tensors="pt").to(self.device)
         with torch.inference_mode():
             out = self.network.get_text_features(input_ids=inputs["input_ids"],

@@ -20,29 +20,21 @@ the crop keeps the clip's first window rather than a random one, so runs repeat.
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch import nn
 
 from alm_bench import AudioFormat, Capabilities, Model
 from alm_bench.errors import UsageError
-from alm_bench_plugins.pengi.audio_encoder import AudioEncoder
-from alm_bench_plugins.pengi.checkpoint import read_state_dict, sha256_file
 from alm_bench_plugins.pengi.config import AudioConfig, GPT2Sizes
-from alm_bench_plugins.pengi.mapper import Projection
 from alm_bench_plugins.pengi.model import fit_to_clip
 
-from .cnn14 import Cnn14
 from .weights import hub_file
 
 REPO = "microsoft/msclap"
 RELEASED = {"2022": "CLAP_weights_2022.pth", "2023": "CLAP_weights_2023.pth"}
 PAD_TOKEN = "!"  # msclap's pad token for GPT-2: id 0, and the pooled position is the last non-zero id
-LEGACY_KEY = re.compile(r"^caption_encoder\.base\.h\.\d+\.attn\.(bias|masked_bias)$|position_ids$")
 
 
 @dataclass(frozen=True)
@@ -76,68 +68,6 @@ def register_config(name: str, config: MsClapConfig) -> None:
     CONFIGS[name] = config
 
 
-class Cnn14Encoder(nn.Module):
-    """msclap's AudioEncoder around Cnn14: (latent, projected)."""
-
-    def __init__(self, cfg: MsClapConfig) -> None:
-        super().__init__()
-        self.base = Cnn14(cfg.audio, cfg.cnn14_widths, cfg.out_emb)
-        self.projection = Projection(cfg.out_emb, cfg.d_proj)
-
-    def forward(self, wave: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        latent, _ = self.base(wave)
-        return latent, self.projection(latent)
-
-
-class TextEncoder(nn.Module):
-    def __init__(self, cfg: MsClapConfig) -> None:
-        super().__init__()
-        from transformers import BertConfig, BertModel, GPT2Config, GPT2Model
-
-        self.kind = cfg.text_model
-        if self.kind == "gpt2":
-            g = cfg.gpt2
-            self.base = GPT2Model(GPT2Config(vocab_size=g.vocab_size, n_positions=g.n_positions, n_embd=g.n_embd,
-                                             n_layer=g.n_layer, n_head=g.n_head))
-            width = g.n_embd
-        else:
-            self.base = BertModel(BertConfig(**cfg.bert))
-            width = self.base.config.hidden_size
-        self.projection = Projection(width, cfg.d_proj)
-
-    def forward(self, tokens: dict) -> torch.Tensor:
-        hidden = self.base(**tokens).last_hidden_state
-        if self.kind == "gpt2":  # the last token before msclap's "!" padding (id 0)
-            pooled = hidden[torch.arange(len(hidden), device=hidden.device), torch.ne(tokens["input_ids"], 0).sum(-1) - 1]
-        else:  # BERT's [CLS]
-            pooled = hidden[:, 0]
-        return self.projection(pooled)
-
-
-class MsClapNetwork(nn.Module):
-    def __init__(self, cfg: MsClapConfig) -> None:
-        super().__init__()
-        self.audio_encoder = AudioEncoder(cfg.audio, cfg.d_proj) if cfg.audio_encoder == "HTSAT" else Cnn14Encoder(cfg)
-        self.caption_encoder = TextEncoder(cfg)
-        self.logit_scale = nn.Parameter(torch.ones([]) * np.log(1 / 0.07))
-
-
-def load_released(network: MsClapNetwork, state: dict) -> None:
-    """A msclap-layout state dict into the network; a missing or unexpected key is one clear line."""
-    state = {k.removeprefix("module."): v for k, v in state.items()}
-    state = {k: v for k, v in state.items() if not LEGACY_KEY.search(k)}
-    try:
-        result = network.load_state_dict(state, strict=False)
-    except RuntimeError as exc:
-        detail = next((line.strip() for line in str(exc).splitlines() if "size mismatch" in line), str(exc))
-        raise UsageError(f"the checkpoint does not fit this msclap configuration: {detail}") from None
-    problems = [f"{len(keys)} {kind} (e.g. {keys[0]})" for kind, keys in
-                (("missing", result.missing_keys), ("unexpected", result.unexpected_keys)) if keys]
-    if problems:
-        raise UsageError("the checkpoint does not fit this msclap configuration: " + ", ".join(problems) +
-                         "; pass the matching version= or config=")
-
-
 class MsClap(Model):
     """Microsoft CLAP 2022 or 2023 from its released checkpoint."""
 
@@ -148,6 +78,10 @@ class MsClap(Model):
     def __init__(self, version: str = "2023", checkpoint: str | None = None, config: str | None = None,
                  tokenizer: str | None = None) -> None:
         from transformers import AutoTokenizer
+
+        from alm_bench_plugins.pengi.checkpoint import read_state_dict, sha256_file
+
+        from .msclap_network import MsClapNetwork, load_released
 
         name = config or version
         if name not in CONFIGS:
@@ -189,6 +123,8 @@ class MsClap(Model):
         return self
 
     def embed(self, clips):
+        import torch
+
         samples = self.cfg.audio.clip_samples
         wave = torch.from_numpy(np.stack([fit_to_clip(c.waveform, samples) for c in clips])).to(self.device)
         with torch.inference_mode():
@@ -197,6 +133,8 @@ class MsClap(Model):
     def embed_text(self, texts):
         if self.cfg.text_model == "gpt2":  # msclap appends the end-of-text token to every GPT-2 text
             texts = [f"{t} <|endoftext|>" for t in texts]
+        import torch
+
         tokens = self.tokenizer(list(texts), max_length=self.cfg.text_len, padding="max_length", truncation=True,
                                 return_tensors="pt").to(self.device)
         with torch.inference_mode():

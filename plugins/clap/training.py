@@ -31,7 +31,8 @@ import torch.nn.functional as F
 
 from alm_bench import synth
 
-from .tiny import TEXT_MODEL, TinyClap, front_end, sentence_encoder, text_features
+from .tiny import TEXT_MODEL
+from .tiny_network import TinyClap, front_end, sentence_encoder, text_features
 
 TEMPLATE = "this is a sound of {label}"
 DATASETS = ("events", "tagging", "count", "captions")
