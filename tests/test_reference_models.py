@@ -29,6 +29,8 @@ PERFECT = {
     ("synth-compare", "two_clip"): {"accuracy": 1.0},
     ("synth-fewshot", "fewshot"): {"5-way accuracy": 1.0},
     ("synth-fewshot", "fewshot_prototype"): {"5-way accuracy": 1.0},
+    ("synth-order", "two_clip"): {"accuracy": 1.0},
+    ("synth-fewshot-nonce", "fewshot"): {"5-way accuracy": 1.0},
     ("synth-retrieval", "retrieval_embedding"): {"t2a_R@1": 1.0, "a2t_R@1": 1.0, "t2a_mAP@10": 1.0},
 }
 
@@ -76,6 +78,8 @@ CHANCE = {  # (task, method, metric): expected chance level
     ("synth-compare", "two_clip", "accuracy"): 1 / 4,  # guesses among first, second, yes, no
     ("synth-fewshot", "fewshot", "5-way accuracy"): 1 / 5,
     ("synth-fewshot", "fewshot_prototype", "5-way accuracy"): 1 / 5,
+    ("synth-order", "two_clip", "accuracy"): 1 / 2,  # guesses between first and second
+    ("synth-fewshot-nonce", "fewshot", "5-way accuracy"): 1 / 5,  # among the episode's five non-words
 }
 
 
