@@ -129,10 +129,10 @@ class AptModel(Model):
     def _embed_ids(self, ids: list[int]) -> torch.Tensor:
         return self.llm.get_input_embeddings()(torch.tensor(ids, dtype=torch.long, device=self.device))
 
-    @torch.no_grad()
     def _sequence(self, content: Sequence, audio: dict[str, torch.Tensor]) -> torch.Tensor:
         """``[BOS] t0 <AUDIO> a1 t1 ... <AUDIO> aN tN`` as embeddings [L, D] (the paper's eq. 6); each
-        clip's queries read the text that follows it, as ``lam_vicuna_instruct`` does."""
+        clip's queries read the text that follows it, as ``lam_vicuna_instruct`` does.  Differentiable:
+        training builds its inputs here too."""
         parts = [self._embed_ids([self.bos_id])]
         for i, item in enumerate(content):
             if isinstance(item, Clip):
