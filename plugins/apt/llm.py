@@ -52,6 +52,13 @@ def load_llm(spec: str):
     return model.eval().requires_grad_(False), tokenizer
 
 
+def _cache_argument(model) -> str:
+    """``cache`` in recent transformers, ``past_key_values`` before (and in models not yet renamed)."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
 @torch.no_grad()
 def shared_prefix_scores(model, prefix: torch.Tensor, candidates: list[list[int]]) -> torch.Tensor:
     """Sum of log-probabilities of each candidate's tokens after one prefix [1, P, D] of embeddings.
@@ -75,8 +82,8 @@ def shared_prefix_scores(model, prefix: torch.Tensor, candidates: list[list[int]
         mask[i, p : p + len(c) - 1] = 1
     embeds = model.get_input_embeddings()(inputs)
     positions = torch.arange(p, p + longest - 1, device=prefix.device).expand(m, -1)
-    logp = F.log_softmax(model(inputs_embeds=embeds, attention_mask=mask, past_key_values=cache,
-                               position_ids=positions, use_cache=False).logits.float(), dim=-1)
+    logp = F.log_softmax(model(inputs_embeds=embeds, attention_mask=mask, position_ids=positions, use_cache=False,
+                               **{_cache_argument(model): cache}).logits.float(), dim=-1)
     for i, c in enumerate(candidates):
         targets = torch.tensor(c[1:], device=prefix.device)
         totals[i] += logp[i, : len(c) - 1].gather(1, targets[:, None]).sum()
