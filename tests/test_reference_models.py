@@ -107,3 +107,11 @@ def test_chance_tagging_map_is_near_label_prevalence(chance):
 def test_chance_captions_score_far_below_oracle(chance, oracle):
     assert chance[0][("synth-caption", "captioning")].metrics["CIDEr-D"] < 0.5 * \
         oracle[0][("synth-caption", "captioning")].metrics["CIDEr-D"]
+
+
+def test_order_flip_rate_is_one_for_the_oracle_and_a_coin_for_chance(oracle, chance):
+    perfect = oracle[0][("synth-order", "two_clip")].details
+    guessed = chance[0][("synth-order", "two_clip")].details
+    assert perfect["order_pairs"] == 100 and perfect["order_flip_rate"] == 1.0
+    low, high = _binomial_band(0.5, guessed["order_pairs"])
+    assert low <= guessed["order_flip_rate"] <= high
