@@ -139,3 +139,23 @@ def test_apt_and_apt_tiny_are_registered_and_untrained_apt_tiny_says_so(registry
     assert registry.models["apt"].capabilities.names() == ["generate", "embed", "score", "interleaved", "text_encoder"]
     with pytest.raises(UsageError, match="apt-tiny is not trained yet.*alm_bench_plugins.apt.training"):
         registry.load_model("apt-tiny", {})
+
+
+def test_training_examples_follow_the_curriculum():
+    from alm_bench import synth
+    from alm_bench_plugins.apt import training
+
+    recipe = training.Recipe(items=12)
+    rng = np.random.default_rng(0)
+    single, tagged = training.single_examples(recipe, rng)
+    prompts = {content[-1].split(" ")[0] for content, _ in single}
+    assert {"This", "Describe", "Summarize", "when", "question:"} <= prompts
+    multi = training.multi_examples(recipe, tagged, rng)
+    episodes = [(c, a) for c, a in multi if len(c) == 12]  # 5 x (clip, "This is a sound of WORD") + query clip, prompt
+    pairs = [(c, a) for c, a in multi if len(c) == 3]
+    assert len(pairs) == 24 and {a for _, a in pairs} <= {"first", "second", "yes", "no"}
+    named = [a for _, a in episodes if a in synth.EVENT_LABELS]
+    assert len(episodes) == 12 and 0 < len(named) < 12  # label words: the kinds' names or non-words
+    for content, answer in episodes:
+        words = [t[len(training.SOUND_OF) + 1:] for t in content[1:10:2]]
+        assert answer in words and len(set(words)) == 5 and content[-1] == training.SOUND_OF

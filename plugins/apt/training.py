@@ -104,8 +104,9 @@ def multi_examples(recipe: Recipe, tagged: Sequence, rng: np.random.Generator) -
     by_kind: dict[str, list[Clip]] = {}
     for clip, kind in singles:
         by_kind.setdefault(kind, []).append(clip)
-    for _ in range(recipe.items):
-        kinds = [synth.EVENT_LABELS[i] for i in rng.choice(len(synth.EVENT_LABELS), 5, replace=False)]
+    available = sorted(by_kind)  # every kind once the training items are many; a few may lack clips in a short run
+    for _ in range(recipe.items if len(available) >= 5 else 0):
+        kinds = [available[i] for i in rng.choice(len(available), 5, replace=False)]
         words = synth.nonce_words(rng, 5) if rng.random() < 0.5 else kinds
         support = [(by_kind[k][int(rng.integers(len(by_kind[k])))], w) for k, w in zip(kinds, words)]
         order = rng.permutation(5)
