@@ -32,13 +32,13 @@ errors = Console(stderr=True, soft_wrap=True)
 _VERBOSE = {"on": False}
 
 
-def parse_model_args(text: str) -> dict:
+def parse_model_args(text: str, option: str = "--model-args") -> dict:
     """``k=v,k2=v2`` -> dict; numbers, true/false and none are converted."""
     args = {}
     for part in (p for p in text.split(",") if p.strip()):
         key, sep, value = part.partition("=")
         if not sep or not key.strip():
-            raise UsageError(f"bad --model-args entry {part!r}; write key=value pairs separated by commas")
+            raise UsageError(f"bad {option} entry {part!r}; write key=value pairs separated by commas")
         args[key.strip()] = _literal(value.strip())
     return args
 
@@ -83,6 +83,8 @@ def run(
     task: str = typer.Option(..., "--task", "-t", help="task id, `all`, a glob like 'synth-*', or a comma list"),
     method: list[str] = typer.Option([], "--method", help="evaluation method(s); default: every method of the task"),
     model_args: str = typer.Option("", "--model-args", help="k=v,... passed to the model"),
+    method_args: str = typer.Option("", "--method-args",
+                                    help="k=v,... options of the chosen method(s), over the task spec's"),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="local copy of the data (official layout)"),
     output_dir: Path = typer.Option(Path("results"), "--output-dir", help="where results files are written"),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="use only the first N items per split"),
@@ -114,6 +116,7 @@ def run(
     methods = tuple(m.strip() for entry in method for m in entry.split(",") if m.strip())
     config = RunConfig(
         model=model, tasks=task, methods=methods, prompt=prompt, model_args=parse_model_args(model_args),
+        method_args=parse_model_args(method_args, "--method-args"),
         data_dir=data_dir, output_dir=output_dir, cache_dir=cache_dir or default_cache_dir(), use_cache=not no_cache,
         limit=limit, batch_size=batch_size, device=device, seed=seed, text_encoder=text_encoder,
         generation=GenerationConfig(num_beams=num_beams, max_new_tokens=max_new_tokens, temperature=temperature),

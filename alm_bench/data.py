@@ -21,6 +21,14 @@ class DataMissing(UsageError):
     """The task's data is absent or incomplete; the message says how many files and how to fix it."""
 
 
+class AudioMissing(DataMissing):
+    """The metadata is there but audio files are not: fatal, except for a model that reads no audio."""
+
+    def __init__(self, message: str, items: list["Item"]) -> None:
+        super().__init__(message)
+        self.items = items
+
+
 @dataclass(frozen=True)
 class Item:
     """One evaluation item: its audio file(s) and ground truth."""

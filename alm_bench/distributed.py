@@ -2,8 +2,8 @@
 
 Rank 0 runs the tasks exactly as a single process does: it loads the data, plans the calls,
 scores and writes the results.  Its executor is a :class:`DistributedExecutor`: each list of
-planned calls is broadcast, every rank keeps the calls whose content key falls to it, runs them
-through its own :class:`~alm_bench.executor.LocalExecutor` (its device, its cache), and the
+planned calls is split by content key, each rank is sent only its own share (audio included), runs
+it through its own :class:`~alm_bench.executor.LocalExecutor` (its device, its cache), and the
 outcomes are gathered on rank 0 in the calls' order.  The share of a call depends only on its
 content and the number of ranks, and cache keys do not depend on either, so a run with another
 number of processes reuses the same cache.  Other ranks load no task: they serve calls until
@@ -53,8 +53,9 @@ class World:
         """``cuda`` means this rank's own GPU, ``cuda:LOCAL_RANK``."""
         return f"cuda:{self.local_rank}" if self.distributed and requested == "cuda" else requested
 
-    def owns(self, call: Call) -> bool:
-        return int(content_key(call.kind, call.request)[:15], 16) % self.size == self.rank
+    def owner(self, call: Call) -> int:
+        """The rank that runs this call: fixed by its content, so every rank count shares one cache."""
+        return int(content_key(call.kind, call.request)[:15], 16) % self.size
 
 
 def start(world: World, device: str) -> None:
@@ -97,11 +98,12 @@ def _collective(action: Callable[[], Any], what: str) -> Any:
                                "and re-running the same command resumes from the cache") from exc
 
 
-def _broadcast(message: Any = None) -> Any:
+def _scatter(messages: list | None = None) -> Any:
+    """Rank 0 sends ``messages[r]`` to rank r; every rank returns its own."""
     import torch.distributed as dist
 
-    box = [message]
-    _collective(lambda: dist.broadcast_object_list(box, src=0), "receiving calls")
+    box = [None]
+    _collective(lambda: dist.scatter_object_list(box, messages, src=0), "receiving calls")
     return box[0]
 
 
@@ -119,20 +121,13 @@ def _store():
     return distributed_c10d._get_default_store()
 
 
-def _run_share(local: LocalExecutor, world: World, round_: int, calls: list[Call],
-               advance: Advance) -> tuple[list[int], list[Outcome] | str]:
+def _run_share(local: LocalExecutor, round_: int, calls: list[Call]) -> list[Outcome] | str:
     """Run this rank's calls; a protocol violation travels to rank 0 as its message."""
-    mine = [i for i, call in enumerate(calls) if world.owns(call)]
     store, key = _store(), f"alm-bench/done/{round_}"
-
-    def done(n: int) -> None:
-        store.add(key, n)
-        advance(n)
-
     try:
-        return mine, local.run([calls[i] for i in mine], done)
+        return local.run(calls, lambda n: store.add(key, n))
     except ModelOutputError as exc:
-        return mine, str(exc)
+        return str(exc)
 
 
 @dataclass
@@ -149,12 +144,14 @@ class DistributedExecutor:
 
     def run(self, calls: list[Call], advance: Advance = lambda n: None) -> list[Outcome]:
         self._round += 1
-        _broadcast((self._round, calls))
+        owners = [[] for _ in range(self.world.size)]
+        for i, call in enumerate(calls):
+            owners[self.world.owner(call)].append(i)
+        mine = _scatter([(self._round, [calls[i] for i in indices]) for indices in owners])
         with _Progress(f"alm-bench/done/{self._round}", advance):
-            mine = _run_share(self.local, self.world, self._round, calls, lambda n: None)
-            shares = _gather(mine, self.world)
+            shares = _gather(_run_share(self.local, *mine), self.world)
         outcomes: list[Outcome | None] = [None] * len(calls)
-        for indices, values in shares:
+        for indices, values in zip(owners, shares):
             if isinstance(values, str):
                 raise ModelOutputError(values)
             for i, outcome in zip(indices, values):
@@ -169,17 +166,16 @@ class DistributedExecutor:
 
     def close(self) -> None:
         """Tell the other ranks the run is over (also after an error on rank 0)."""
-        _broadcast(_STOP)
+        _scatter([_STOP] * self.world.size)
 
 
 def serve(local: LocalExecutor, world: World) -> None:
-    """The loop of ranks other than 0: run each broadcast list's share until told to stop."""
+    """The loop of ranks other than 0: run each share rank 0 sends until told to stop."""
     while True:
-        message = _broadcast()
+        message = _scatter()
         if message == _STOP:
             return
-        round_, calls = message
-        _gather(_run_share(local, world, round_, calls, lambda n: None), world)
+        _gather(_run_share(local, *message), world)
 
 
 class _Progress:

@@ -71,6 +71,9 @@ class Clip:
 
 Content = Union[Clip, str]
 
+#: for a model that reads no audio (``needs_audio = False``), ``Clip.sha`` is this prefix + the item id
+ITEM_PREFIX = "item:"
+
 
 @dataclass(frozen=True)
 class GenerateRequest:
@@ -137,6 +140,10 @@ class Model:
     capabilities: ClassVar[Capabilities] = Capabilities()
     description: ClassVar[str] = ""
     audio_format: AudioFormat = AudioFormat(sample_rate=16_000)
+    #: False for a model that never looks at audio (outputs read from a file): the runner then reads and
+    #: decodes no audio file, each clip comes with no samples and ``sha`` = ``ITEM_PREFIX + item id``,
+    #: and data copies without their audio files run
+    needs_audio: ClassVar[bool] = True
 
     def config(self) -> dict[str, Any]:
         """Everything that changes outputs (checkpoint, sizes, decoding); hashed into cache keys

@@ -21,13 +21,13 @@ from .audio import file_sha
 from .cache import OutputCache
 from .calls import Call, config_hash, content_key
 from .controls import apply_control, check_control, control_effect
-from .data import DataMissing, Item, fingerprint
+from .data import AudioMissing, DataMissing, Item, fingerprint
 from .distributed import DistributedExecutor, World, serve
 from .errors import ItemError, StorageError, UsageError
 from .evaluators import EvalContext, Method
 from .executor import Executor, LocalExecutor, Stats
 from .plugins import Registry, default_registry
-from .protocol import GenerationConfig, ModelInfo
+from .protocol import ITEM_PREFIX, GenerationConfig, ModelInfo
 from .results import Result, read_result, result_path, write_result
 from .specs import TaskSpec
 from .storage import fault, is_storage_fault, require_writable
@@ -51,6 +51,8 @@ class RunConfig:
     #: None: each task's first prompt; "all": every prompt of the spec; otherwise this prompt
     prompt: str | None = None
     model_args: dict = field(default_factory=dict)
+    #: ``--method-args``: options of the chosen methods, over the spec's ``methods:`` options
+    method_args: dict = field(default_factory=dict)
     data_dir: Path | None = None
     output_dir: Path = Path("results")
     cache_dir: Path = field(default_factory=default_cache_dir)
@@ -125,6 +127,34 @@ def _round_robin(items: list[Item], key: Callable[[Item], Any]) -> list[Item]:
     return [group[i] for i in range(max(map(len, ordered), default=0)) for group in ordered if i < len(group)]
 
 
+def method_args(methods: dict[str, Method], chosen: tuple[str, ...], args: dict) -> dict[str, dict]:
+    """``--method-args`` split over the chosen methods (every method when none is chosen): each key
+    must be an option one of them declares, and its value takes that option's type."""
+    names = chosen or tuple(sorted(methods))
+    per_method: dict[str, dict] = {}
+    for key, value in args.items():
+        owners = [name for name in names if key in methods[name].options]
+        if not owners:
+            known = sorted({option for name in names for option in methods[name].options})
+            raise UsageError(f"unknown --method-args key {key!r} for method(s) {', '.join(names)}; "
+                             f"their options: {', '.join(known) or 'none'}")
+        for name in owners:
+            per_method.setdefault(name, {})[key] = _option_value(name, key, value, methods[name].options[key])
+    return per_method
+
+
+def _option_value(method: str, key: str, value: Any, default: Any) -> Any:
+    """``value`` as the type of the option's default (a None default takes anything)."""
+    if default is None or type(value) is type(default):
+        return value
+    if isinstance(default, str):
+        return str(value)
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    raise UsageError(f"--method-args {key}={value!r}: method {method} expects type {type(default).__name__} "
+                     f"(default {default!r})")
+
+
 def hash_audio(items: list[Item], workers: int) -> dict[str, str]:
     """Content hash of every audio file; an unreadable file gets a marker and fails at decoding."""
     paths = sorted({p for item in items for p in item.audio})
@@ -137,6 +167,15 @@ def hash_audio(items: list[Item], workers: int) -> dict[str, str]:
 
     with ThreadPoolExecutor(workers) as pool:
         return dict(zip(paths, pool.map(one, paths)))
+
+
+def item_refs(items: list[Item]) -> dict[str, str]:
+    """For a model that reads no audio: each audio path stands for the (first) item that holds it."""
+    refs: dict[str, str] = {}
+    for item in items:
+        for path in item.audio:
+            refs.setdefault(path, ITEM_PREFIX + item.id)
+    return refs
 
 
 def caption_owners(items: list[Item], shas: dict[str, str]) -> dict[str, tuple[str, ...]]:
@@ -171,7 +210,7 @@ class Runner:
         self.model_key = f"{config.model}:{config_hash(self.model_config)}"
         self.local = LocalExecutor(ValidatedModel(self.model, self.info.plugin), self.model_key,
                                    self.model.audio_format, self.cache, config.generation, config.batch_size,
-                                   config.workers)
+                                   config.workers, needs_audio=self.model.needs_audio)
         #: where every model call goes: this process, or all ranks of a distributed run
         self.executor: Executor = DistributedExecutor(self.local, world) if world.distributed else self.local
         self._encoders: dict[str, Any] = {}
@@ -227,8 +266,11 @@ class Runner:
         start = time.perf_counter()
         summary = RunSummary(stats=self.executor.stats)
         check_control(self.config.control)
+        if self.config.control and not self.model.needs_audio:
+            raise UsageError(f"model {self.config.model!r} reads no audio, so --control changes nothing; drop it")
         tasks, explicit = select_tasks(self.registry, self.config.tasks)
         self.methods = tuple(self._method_name(m) for m in self.config.methods)
+        self.method_args = method_args(self.registry.methods, self.methods, self.config.method_args)
         try:
             for spec in tasks:
                 self._run_task(spec, explicit, summary)
@@ -253,6 +295,10 @@ class Runner:
             raise UsageError(f"task {spec.id}: no dataset loader {spec.dataset.loader!r} is installed")
         try:
             items = loader(spec, self.config.data_dir, Path(self.config.cache_dir))
+        except AudioMissing as exc:
+            if self.model.needs_audio:
+                raise
+            items = exc.items  # a model that reads no audio runs on the metadata alone
         except OSError as exc:  # e.g. the synthetic data built into a full or read-only cache
             if not is_storage_fault(exc):
                 raise
@@ -272,14 +318,15 @@ class Runner:
             return
         items = limit_items(all_items, self.config.limit, spec)
         items = apply_control(items, self.config.control or "", self.config.seed, Path(self.config.cache_dir))
-        shas = hash_audio(items, self.config.workers)
+        shas = hash_audio(items, self.config.workers) if self.model.needs_audio else item_refs(items)
         dataset = {"loader": spec.dataset.loader, "source": spec.dataset.source,
                    "fingerprint": fingerprint(items, shas), "data_dir": str(self.config.data_dir or "")}
         self._caption_owners = caption_owners(items, shas)
         for method_name, options in self._methods(spec, explicit, summary):
             method = self.registry.methods[method_name]
+            options = method.with_defaults({**options, **self.method_args.get(method_name, {})})
             for prompt in self._prompts(spec, method):
-                ctx = EvalContext(spec, items, method.with_defaults(options), prompt, self.executor, shas,
+                ctx = EvalContext(spec, items, options, prompt, self.executor, shas,
                                   self.config.seed, self.encode_texts,
                                   lambda d, n, s=spec.id, m=method_name: self.progress(f"{s} {m}: {d}", n))
                 try:
@@ -289,7 +336,7 @@ class Runner:
                         raise UsageError(f"task {spec.id} method {method_name}: {exc}") from exc
                     summary.skipped.append(Skipped(spec.id, method_name, str(exc)))
                     continue
-                result = self._result(spec, method, prompt, outcome, len(all_items), len(items), dataset)
+                result = self._result(spec, method, options, prompt, outcome, len(all_items), len(items), dataset)
                 result.chance = method.chance_levels(ctx, [k for k, v in outcome.metrics.items() if v is not None])
                 result.intervals = {k: v.as_dict() for k, v in method.intervals(outcome, self.config.seed).items()}
                 result.control_effect = control_effect(result, self._uncontrolled(result), method)
@@ -333,16 +380,19 @@ class Runner:
             return list(spec.prompts)
         return [self.config.prompt]
 
-    def _result(self, spec, method, prompt, outcome, dataset_items, used_items, dataset) -> Result:
+    def _result(self, spec, method, options, prompt, outcome, dataset_items, used_items, dataset) -> Result:
         provenance = {
             "alm_bench_version": __version__,
             "model_plugin": self.info.plugin,
             "model_args": self.config.model_args,
             "model_config": self.model_config,
             "model_config_hash": self.model_key.split(":", 1)[1],
-            "method_options": {k: v for k, v in method.with_defaults(spec.methods[method.name]).items()},
+            "method_options": dict(options),
             "generation": self.config.generation.as_dict() if "generate" in method.needs else None,
             "text_encoder": self.text_encoder_name() if method.uses_text_encoder else None,
+            # with ``model``: which of its own encoders the model used, as its config names it (Pengi: clip, gpt2)
+            "model_text_encoder": self.model_config.get("text_encoder")
+            if method.uses_text_encoder and self.text_encoder_name() == "model" else None,
             "dataset": dataset,
             "limit": self.config.limit,
             "seed": self.config.seed,

@@ -23,6 +23,8 @@ def alm_bench(*args, cache_dir=None):
     (["run", "--model", "oracle", "--task", "synth-events", "--text-encoder", "nosuch", "--method", "text_matching",
       "--limit", "5"], "unknown text encoder 'nosuch'"),
     (["run", "--model", "oracle", "--task", "synth-events", "--data-dir", "/nonexistent/data"], "no synthetic"),
+    (["run", "--model", "oracle", "--task", "synth-retrieval", "--method", "retrieval", "--method-args", "colour=red"],
+     "unknown --method-args key 'colour'"),
 ])
 def test_user_errors_exit_2_with_one_line(args, phrase, cache_dir, tmp_path):
     result = alm_bench(*args, "--output-dir", str(tmp_path), cache_dir=cache_dir)

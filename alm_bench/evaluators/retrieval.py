@@ -12,6 +12,7 @@ from .. import metrics
 from ..calls import Call
 from ..protocol import GenerateRequest
 from ..uncertainty import random_ranking_ap, random_recall_at_k, ratio
+from . import rerank
 from .base import EvalContext, Method, MethodResult, Metric, count_failed, record_units
 
 _MEASURES = ("R@1", "R@5", "R@10", "mAP@10")
@@ -39,9 +40,10 @@ def _both_directions(text_vs_audio: np.ndarray, owners: list[set[int]], n_audio:
     return {**{f"t2a_{k}": v for k, v in t2a.items()}, **{f"a2t_{k}": v for k, v in a2t.items()}}
 
 
-def _records(items, outputs, errors, text_vs_audio, prompt, owners, per_query) -> list[dict]:
+def _records(items, outputs, errors, text_vs_audio, prompt, owners, per_query, reranked=None) -> list[dict]:
     """Per clip: the rank (1-based) of its best reference caption among all captions, its own a2t
-    values and the summed t2a values of the captions it is the first owner of (for intervals)."""
+    values and the summed t2a values of the captions it is the first owner of (for intervals); with
+    re-ranking, those captions' summed re-ranked values and YES counts too."""
     records = []
     order = np.argsort(-np.nan_to_num(text_vs_audio.T, nan=-np.inf), axis=1, kind="stable")
     owned: dict[int, list[int]] = {}
@@ -54,13 +56,19 @@ def _records(items, outputs, errors, text_vs_audio, prompt, owners, per_query) -
                         "a2t": {m: float(per_query[f"a2t_{m}"][a]) for m in _MEASURES},
                         "t2a": {m: float(per_query[f"t2a_{m}"][mine].sum()) for m in _MEASURES},
                         "t2a_queries": len(mine)})
+        if reranked is not None:
+            records[-1]["t2a_rerank"] = {name: float(reranked[name][mine].sum()) for name in reranked}
     return records
 
 
-def _result(items, outputs, errors, text_vs_audio, prompt, owners, n_failed) -> MethodResult:
+def _result(items, outputs, errors, text_vs_audio, prompt, owners, n_failed, reranked=None) -> MethodResult:
     per_query = _both_directions(text_vs_audio, owners, len(items))
-    records = _records(items, outputs, errors, text_vs_audio, prompt, owners, per_query)
-    return MethodResult({k: float(v.mean()) for k, v in per_query.items()}, records, len(items), n_failed)
+    records = _records(items, outputs, errors, text_vs_audio, prompt, owners, per_query, reranked)
+    result = MethodResult({k: float(v.mean()) for k, v in per_query.items()}, records, len(items), n_failed)
+    if reranked is not None:
+        result.metrics.update({name: float(v[0]) for name, v in rerank.metrics(reranked, np.ones((1, len(owners))),
+                                                                              np.ones(len(owners))).items()})
+    return result
 
 
 def _chance(direction: str, measure: str):
@@ -90,11 +98,14 @@ class _Retrieval(Method):
         a2t = {m: np.array([r["a2t"][m] for r in records]) for m in _MEASURES}
         t2a = {m: np.array([r["t2a"][m] for r in records]) for m in _MEASURES}
         queries = np.array([r["t2a_queries"] for r in records], dtype=np.float64)
+        reranked = {k: np.array([r["t2a_rerank"][k] for r in records]) for k in records[0].get("t2a_rerank", {})}
 
         def statistic(weights):
             w = weights[:, index]
             out = {f"a2t_{m}": ratio(w, values) for m, values in a2t.items()}
             out.update({f"t2a_{m}": ratio(w, values, queries) for m, values in t2a.items()})
+            if reranked:
+                out.update(rerank.metrics(reranked, w, queries))
             return out
         return statistic
 
@@ -107,9 +118,20 @@ class GenerativeRetrieval(_Retrieval):
     needs = ("generate",)
     needs_prompt = True
     uses_text_encoder = True
-    description = "index clips by generated captions; match queries with a text encoder"
+    #: rerank=llm: the RPG paper's re-ranking of each query's top ``candidates`` clips by a chat LLM ``judge``
+    options = {"rerank": "none", "judge": "smollm2", "candidates": 20}
+    description = "index clips by generated captions; match queries with a text encoder (optionally LLM re-ranked)"
+    metrics = _Retrieval.metrics + rerank.METRICS
+
+    def produces(self, spec, options):
+        reranks = self.with_defaults(options)["rerank"] == "llm"
+        return tuple(m.name for m in self.metrics if reranks or m not in rerank.METRICS)
 
     def evaluate(self, ctx: EvalContext) -> MethodResult:
+        if ctx.options["rerank"] not in ("none", "llm"):
+            raise ValueError(f"rerank={ctx.options['rerank']!r}: choose none or llm")
+        if ctx.options["candidates"] < 1:
+            raise ValueError(f"candidates={ctx.options['candidates']}: re-rank at least 1 candidate per query")
         items = ctx.test_items
         texts, owners = _caption_index(items)
         calls = [Call("generate", GenerateRequest.single(ctx.ref(item.audio[0]), ctx.prompt),
@@ -121,8 +143,20 @@ class GenerativeRetrieval(_Retrieval):
         if ok:
             encoded = ctx.encode_texts(texts + [generated[i] for i in ok])
             text_vs_audio[:, ok] = encoded[: len(texts)] @ encoded[len(texts):].T
-        return _result(items, generated, [o.error for o in outcomes], text_vs_audio, ctx.prompt, owners,
-                       count_failed(outcomes))
+        reranked = self._rerank(ctx, texts, generated, text_vs_audio, owners) if ctx.options["rerank"] == "llm" else None
+        result = _result(items, generated, [o.error for o in outcomes], text_vs_audio, ctx.prompt, owners,
+                         count_failed(outcomes), reranked)
+        if reranked is not None:
+            result.details["rerank"] = {"judge": ctx.options["judge"], "candidates": ctx.options["candidates"],
+                                        "metrics": rerank.DEFINITIONS}
+        return result
+
+    @staticmethod
+    def _rerank(ctx, texts, generated, text_vs_audio, owners) -> dict[str, np.ndarray]:
+        """Per-query re-ranked values (see :mod:`.rerank`) of the judge's answers on the top candidates."""
+        order = rerank.ranking(text_vs_audio)
+        yes = rerank.judge_candidates(ctx, texts, generated, order)
+        return rerank.per_query(order, yes, owners, [g is not None for g in generated])
 
 
 class EmbeddingRetrieval(_Retrieval):

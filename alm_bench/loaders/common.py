@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from ..data import DataMissing, Item
+from ..data import AudioMissing, DataMissing, Item
 from ..specs import TaskSpec
 
 Parse = Callable[[TaskSpec, Path], list[Item]]
@@ -137,7 +137,8 @@ def dataset_loader(parse: Parse, marker: str) -> Callable:
         items = parse(spec, root)
         total, missing = missing_audio(items)
         if missing:
-            raise DataMissing(_describe_missing(spec, root, total, missing))
+            _check_labels(spec, items)
+            raise AudioMissing(_describe_missing(spec, root, total, missing), items)
         _check_labels(spec, items)
         return items
 
