@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -91,15 +90,16 @@ def test_an_unreachable_checkpoint_is_one_line_before_anything_loads(tmp_path, m
         assert "\n" not in str(info.value) and "checkpoint=PATH_OR_URL" in str(info.value)
     with pytest.raises(UsageError, match="no APT checkpoint has been published"):
         AptModel(llm="x")
+    with pytest.raises(UsageError, match="cannot find the language model '/nonexistent/lm.gguf'; pass llm= smollm2"):
+        AptModel(checkpoint="random", llm="/nonexistent/lm.gguf")
     assert not list(tmp_path.rglob("*.part"))
 
 
 # -- around the real SmolLM2-135M-Instruct ------------------------------------------------------
 @pytest.fixture(scope="module")
 def smollm2_apt(tmp_path_factory):
-    gguf = Path(SMOLLM2.origin).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
     torch.set_num_threads(1)
-    return AptModel(checkpoint="random", llm=str(gguf), config="test-small", qformer_tokenizer="llm")
+    return AptModel(checkpoint="random", llm="smollm2", config="test-small", qformer_tokenizer="llm")
 
 
 @needs_smollm2

