@@ -39,11 +39,46 @@ def file_sha(path: Path | str) -> str:
     return _SHA_MEMO[memo_key]
 
 
+_STREAMED_SIZES = (0, 0xFFFFFFFF)  # a RIFF size a streaming writer left unset
+
+
+def riff_mismatch(path: Path | str) -> str | None:
+    """How a WAV file's content disagrees with its header (truncated or padded), or None.
+
+    libsndfile reads whatever samples a cut file still holds (a WAV cut to 100 bytes decodes as 28
+    samples), so the chunk sizes the header declares are compared with the bytes really there.
+    Files that are not RIFF/WAVE are left to the decoder."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as fh:
+        head = fh.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:] != b"WAVE":
+            return None
+        riff_size, offset = int.from_bytes(head[4:8], "little"), 12
+        while True:
+            fh.seek(offset)
+            chunk = fh.read(8)
+            if len(chunk) < 8:
+                return f"holds no audio data: the file ends after {size} bytes, before its data chunk"
+            declared = int.from_bytes(chunk[4:], "little")
+            if chunk[:4] == b"data":
+                held = size - offset - 8
+                if declared not in _STREAMED_SIZES and held < declared:
+                    return f"is truncated: its header declares {declared} bytes of audio, the file holds {held}"
+                break
+            offset += 8 + declared + (declared & 1)
+    if riff_size not in _STREAMED_SIZES and size > riff_size + 8 + 1:  # + 1: a pad byte some writers omit
+        return f"is padded: {size - riff_size - 8} bytes follow the end its header declares ({riff_size + 8} bytes)"
+    return None
+
+
 def decode(path: Path | str, fmt: AudioFormat) -> np.ndarray:
     """Read ``path`` as float32 mono at ``fmt.sample_rate``, cut to ``max_seconds``, padded to
-    ``min_seconds``.  Raises :class:`ItemError` with the reason for an unreadable, empty or
-    non-finite file."""
+    ``min_seconds``.  Raises :class:`ItemError` with the reason for an unreadable, empty,
+    truncated or padded (content not matching its header) or non-finite file."""
     try:
+        mismatch = riff_mismatch(path)
+        if mismatch:
+            raise ItemError(f"audio file {path} {mismatch}")
         info = sf.info(str(path))
         frames = -1
         if fmt.max_seconds:  # read only what is kept
@@ -69,3 +104,24 @@ def conform(mono: np.ndarray, rate: int, fmt: AudioFormat) -> np.ndarray:
     if len(mono) < min_len:
         mono = np.pad(mono, (0, min_len - len(mono)))
     return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+def inspect(path: Path | str, seconds: float = 0.0) -> str | None:
+    """What is wrong with an audio file, decoding all of it (``data check``), or None.
+
+    ``seconds``: the length the dataset fixes for every clip (0: any); a clip may differ from it by 1%."""
+    try:
+        mismatch = riff_mismatch(path)
+        if mismatch:
+            return mismatch
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as exc:
+        return f"cannot be decoded ({exc})"
+    if data.size == 0:
+        return "holds no samples"
+    if not np.isfinite(data).all():
+        return "holds non-finite samples"
+    length = len(data) / rate
+    if seconds and abs(length - seconds) > 0.01 * seconds:
+        return f"lasts {length:.3f} s where the dataset's clips last {seconds:g} s"
+    return None

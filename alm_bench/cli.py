@@ -8,17 +8,19 @@ traceback instead.
 
 from __future__ import annotations
 
+import shlex
 import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Optional
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .errors import DistributedError, ModelOutputError, PluginError, StorageError, UsageError
+from .errors import DistributedError, Interrupted, ModelOutputError, PluginError, StorageError, UsageError
 from .protocol import GenerationConfig
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -30,6 +32,8 @@ app.add_typer(data_app, name="data")
 console = Console(width=None if sys.stdout.isatty() else 200)  # no truncation in pipes and logs
 errors = Console(stderr=True, soft_wrap=True)
 _VERBOSE = {"on": False}
+#: the arguments of this invocation (recorded in results' provenance)
+_ARGV: list[str] = []
 
 
 def parse_model_args(text: str, option: str = "--model-args") -> dict:
@@ -87,7 +91,9 @@ def run(
                                     help="k=v,... options of the chosen method(s), over the task spec's"),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="local copy of the data (official layout)"),
     output_dir: Path = typer.Option(Path("results"), "--output-dir", help="where results files are written"),
-    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="use only the first N items per split"),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1,
+                                        help="use a sample of N test items per task, balanced over folds and labels "
+                                             "(round-robin over (fold, label) groups); results are marked partial"),
     batch_size: int = typer.Option(8, "--batch-size", min=1),
     device: str = typer.Option("cpu", "--device"),
     seed: int = typer.Option(0, "--seed", help="seed for probes and few-shot episodes"),
@@ -104,7 +110,8 @@ def run(
                                                "(affinity, cgroup quota) less the audio decode workers"),
     control: Optional[str] = typer.Option(None, "--control",
                                           help="silence | shuffle: replace every clip by silence, or permute clips"),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="show tracebacks"),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="show tracebacks and the libraries' own messages"),
+    show_skipped: bool = typer.Option(False, "--show-skipped", help="list every skipped task and method with why"),
 ) -> None:
     """Evaluate a model on tasks; writes results JSON + item-level JSONL and prints a table."""
     from .distributed import World
@@ -113,6 +120,8 @@ def run(
     from .runner import run as run_benchmark
 
     _VERBOSE["on"] = verbose
+    if not verbose:
+        _quiet_libraries()
     methods = tuple(m.strip() for entry in method for m in entry.split(",") if m.strip())
     config = RunConfig(
         model=model, tasks=task, methods=methods, prompt=prompt, model_args=parse_model_args(model_args),
@@ -122,6 +131,7 @@ def run(
         generation=GenerationConfig(num_beams=num_beams, max_new_tokens=max_new_tokens, temperature=temperature),
         threads=threads,
         control=control,
+        command=shlex.join(["alm-bench", *_ARGV]),
     )
     if World.from_env().rank > 0:  # a distributed run's other ranks serve model calls, silently
         run_benchmark(config, default_registry())
@@ -132,38 +142,102 @@ def run(
             summary = run_benchmark(config, registry, open_bar, _note)
     except StorageError as exc:
         if exc.summary is not None:  # the run had started: list what is safely on disk
-            _print_summary(exc.summary, output_dir, saved=True)
+            _print_summary(exc.summary, output_dir, registry.tasks, saved=True)
         raise
-    _print_summary(summary, output_dir)
+    _print_summary(summary, output_dir, registry.tasks, show_skipped=show_skipped)
+
+
+def _quiet_libraries() -> None:
+    """No warnings, download bars or log lines from the libraries on a run's screen (--verbose keeps them)."""
+    import logging
+    import os
+    import warnings
+
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    warnings.filterwarnings("ignore", module=r"(transformers|torch|sentence_transformers|sklearn|huggingface_hub)\.")
+    for name in ("transformers", "sentence_transformers", "huggingface_hub", "torch"):
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def _note(line: str) -> None:
     errors.print(f"note: {line}", highlight=False, markup=False)
 
 
-def _print_summary(summary, output_dir: Path, saved: bool = False) -> None:
+def shown_metrics(result, spec=None) -> list[str]:
+    """The metrics a run's screen shows for a result: the task's headline and every metric the task's
+    published numbers quote for the method (e.g. both retrieval directions), in the result's order."""
+    wanted = {result.primary_metric}
+    if spec is not None:
+        wanted |= {ref.metric for ref in spec.references if ref.method in ("", result.method)}
+    if result.method.startswith("retrieval"):  # the README and the papers quote R@10 beside the headline
+        wanted |= {"t2a_R@10"}
+    wanted |= {name.replace("t2a", "a2t") for name in wanted} | {name.replace("a2t", "t2a") for name in wanted}
+    shown = [name for name in result.metrics if name in wanted]
+    return shown or list(result.metrics)[:1]  # a probe on a captioning-metric task: the method's first
+
+
+def _print_summary(summary, output_dir: Path, tasks=None, saved: bool = False, show_skipped: bool = False) -> None:
     if saved:
         console.print(f"saved before the error: {len(summary.results)} results in {output_dir}/", highlight=False)
         if not summary.results:
             return
-    table = Table(title="alm-bench results (saved before the error)" if saved else "alm-bench results")
-    for column in ("task", "method", "prompt", "metric", "value", "95% CI", "items", "failed"):
-        table.add_column(column, justify="right" if column in ("value", "95% CI", "items", "failed") else "left")
-    for r in summary.results:
-        # the spec's headline metric, or the method's first (e.g. a probe on a captioning-metric task)
-        metric = r.primary_metric if r.primary_metric in r.metrics else next(iter(r.metrics))
-        value, interval = r.metrics[metric], r.intervals.get(metric)
-        items = f"{r.n_items} (partial)" if r.partial else str(r.n_items)
-        ci = f"{interval['low']:.4f}–{interval['high']:.4f}" if interval else ""
-        if r.control and metric in r.control_effect.get("fell_by", {}):
-            ci += f" ({r.control}: fell by {r.control_effect['fell_by'][metric]:.4f})"
-        table.add_row(r.task, r.method, r.prompt, metric, "n/a" if value is None else f"{value:.4f}", ci, items,
-                      str(r.n_failed))
+    rows, notes = _summary_rows(summary.results, tasks or {})
+    columns = ["task", "method", "prompt", "metric", "value", "95% CI", "items", "failed"]
+    widths = {c: max([len(c)] + [len(row[i]) for row in rows]) for i, c in enumerate(columns)}
+    # names and numbers are never cut: on a narrow terminal the prompt, then the interval, make way
+    for optional in ("prompt", "95% CI"):
+        if sum(widths[c] for c in columns) + 2 * (len(columns) - 1) > console.width:  # a gap: pad + divider
+            columns.remove(optional)
+            notes.append(f"({optional} not shown: the terminal is too narrow; the results files hold it)")
+    table = Table(title="alm-bench results (saved before the error)" if saved else "alm-bench results",
+                  box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))
+    keep = [i for i, c in enumerate(("task", "method", "prompt", "metric", "value", "95% CI", "items", "failed"))
+            if c in columns]
+    for i in keep:
+        column = ("task", "method", "prompt", "metric", "value", "95% CI", "items", "failed")[i]
+        table.add_column(column, justify="right" if i >= 4 else "left", no_wrap=True, min_width=widths[column])
+    for row in rows:
+        table.add_row(*(row[i] for i in keep))
     console.print(table)
-    for s in summary.skipped:
-        console.print(f"[yellow]skipped[/] {s.task} {s.method}: {s.reason}", highlight=False)
+    if any(r.partial for r in summary.results):
+        notes.insert(0, "~ partial: a --limit sample or a copy smaller than the official set")
+    for note in notes:
+        console.print(note, highlight=False, markup=False)
+    _print_skipped(summary.skipped, show_skipped)
     if not saved:
         console.print(f"results in {output_dir}/ ({summary.seconds:.1f} s)")
+
+
+def _summary_rows(results, tasks) -> tuple[list[tuple[str, ...]], list[str]]:
+    """One row per metric shown (task, method, prompt and counts on the result's first), and footnotes."""
+    rows, notes = [], []
+    for r in results:
+        items = f"{r.n_items}{' ~' if r.partial else ''}"
+        if r.details.get("split"):
+            items += " *"
+            notes.append(f"* {r.task} {r.method}: {r.details['split']}")
+        for i, metric in enumerate(shown_metrics(r, tasks.get(r.task))):
+            value, interval = r.metrics[metric], r.intervals.get(metric)
+            ci = f"{interval['low']:.2f}–{interval['high']:.2f}" if interval else ""
+            if r.control and metric in r.control_effect.get("fell_by", {}):
+                ci += f" ({r.control}: fell by {r.control_effect['fell_by'][metric]:.3f})"
+            first = i == 0
+            rows.append((r.task if first else "", r.method if first else "", r.prompt if first else "", metric,
+                         "n/a" if value is None else f"{value:.4f}", ci, items if first else "",
+                         str(r.n_failed) if first else ""))
+    return rows, notes
+
+
+def _print_skipped(skipped, show: bool) -> None:
+    if show:
+        for s in skipped:
+            console.print(f"[yellow]skipped[/] {s.task} {s.method}: {s.reason}", highlight=False)
+    elif skipped:
+        tasks = len({s.task for s in skipped})
+        console.print(f"[yellow]skipped[/] {len(skipped)} task methods on {tasks} tasks: --show-skipped says why",
+                      highlight=False)
 
 
 @list_app.command("models")
@@ -244,14 +318,24 @@ def data_check(
             text = status(spec, data_dir, cache_dir or default_cache_dir()) if status else "no data check"
             console.print(f"{spec.id}: {text}", highlight=False)
             continue
-        report = check(spec, data_dir, cache_dir or default_cache_dir())
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=errors,
+                      transient=True) as progress:
+            bar = progress.add_task(f"{spec.id}: decoding", total=None)
+            report = check(spec, data_dir, cache_dir or default_cache_dir(), decode=True,
+                           progress=lambda done, total: progress.update(bar, completed=done, total=total))
         colour = "green" if report.ok else "red"
         console.print(f"[{colour}]{spec.id}[/]: {report.status} — {report.root}", highlight=False)
         if report.problem:
             console.print(f"  {report.problem}", highlight=False, markup=False)
+        for path, problem in report.bad.items():
+            console.print(f"  {_relative(path, report.root)} {problem}", highlight=False, markup=False)
         incomplete += not report.ok
     if incomplete:
         raise typer.Exit(1)
+
+
+def _relative(path: str, root: Path) -> str:
+    return str(Path(path).relative_to(root)) if Path(path).is_relative_to(root) else path
 
 
 @contextmanager
@@ -308,19 +392,37 @@ def compare_runs(
 @app.command("leaderboard")
 def leaderboard(
     results_dir: Path = typer.Option(Path("leaderboard/results"), "--results-dir", help="results JSON files (recursive)"),
-    output: Path = typer.Option(Path("leaderboard/README.md"), "--output", help="the markdown file to write"),
+    output: Optional[Path] = typer.Option(None, "--output",
+                                          help="the markdown file to write (e.g. leaderboard/README.md); "
+                                               "default: standard output"),
 ) -> None:
     """Generate the markdown leaderboard from results files (same results, byte-identical output)."""
-    from .leaderboard import load_results, write_leaderboard
+    import shlex
+
+    from .leaderboard import load_results, render, write_leaderboard
 
     runs = load_results(results_dir)  # bad input fails before the plugins load
     registry = _registry()
-    console.print(f"wrote {write_leaderboard(runs, registry.tasks, output, registry.methods)}", highlight=False)
+    command = shlex.join(["alm-bench", "leaderboard", "--results-dir", str(results_dir),
+                          *(["--output", str(output)] if output is not None else [])])
+    if output is None:
+        sys.stdout.write(render(runs, registry.tasks, registry.methods, command))
+        return
+    written = write_leaderboard(runs, registry.tasks, output, registry.methods, command)
+    errors.print(f"wrote {written}", highlight=False)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """The console script; ``argv`` (default: the command line) lets tests run it in-process."""
+    _ARGV[:] = sys.argv[1:] if argv is None else argv
     try:
-        app()
+        app(args=argv)
+    except Interrupted as exc:
+        errors.print(str(exc), highlight=False, markup=False)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:  # before the run started: nothing to save
+        errors.print("interrupted before any result was saved", highlight=False, markup=False)
+        sys.exit(Interrupted.exit_code)
     except (UsageError, PluginError, DistributedError, StorageError, ModelOutputError) as exc:
         if _VERBOSE["on"]:
             raise

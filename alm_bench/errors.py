@@ -33,6 +33,17 @@ class DistributedError(Exception):
     exit_code = 4
 
 
+class Interrupted(Exception):
+    """The user pressed Ctrl-C: the results written so far stay, the cache holds every finished call,
+    and running the same command again resumes. The CLI prints one line and exits with code 130."""
+
+    exit_code = 130
+
+    def __init__(self, saved: int, output_dir) -> None:
+        super().__init__(f"interrupted: {saved} results saved in {output_dir}/ and every model output computed "
+                         "so far is cached; run the same command again to resume")
+
+
 class StorageError(Exception):
     """A file or folder could not be written: no space, read-only, permission denied, quota, size limit.
 

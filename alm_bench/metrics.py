@@ -6,8 +6,10 @@ comparable with published numbers; the other metrics wrap scikit-learn where it 
 
 from __future__ import annotations
 
-import shutil
+import functools
+import importlib.util
 import subprocess
+import tempfile
 import unicodedata
 from collections.abc import Collection, Mapping, Sequence
 from contextlib import closing
@@ -15,14 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import sklearn.metrics as skm
-from pycocoevalcap.bleu.bleu import Bleu
-from pycocoevalcap.bleu.bleu_scorer import BleuScorer
-from pycocoevalcap.cider.cider import Cider
-from pycocoevalcap.meteor.meteor import Meteor
-from pycocoevalcap.rouge.rouge import Rouge
-from pycocoevalcap.spice import spice as spice_module
-from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+
+# scikit-learn and pycocoevalcap load when something is scored, not at every command's start
+
+from .java import java_unavailable_reason
 
 
 def accuracy(y_true: Sequence, y_pred: Sequence) -> float:
@@ -53,8 +51,10 @@ def mean_average_precision(targets: np.ndarray, scores: np.ndarray) -> float:
     has_positive = targets.any(axis=0)
     if not has_positive.any():
         raise ValueError("mAP: no label column has a positive target")
+    import sklearn.metrics
+
     return float(
-        skm.average_precision_score(
+        sklearn.metrics.average_precision_score(
             targets[:, has_positive], _failed_rank_last(scores)[:, has_positive], average="macro"
         )
     )
@@ -62,7 +62,9 @@ def mean_average_precision(targets: np.ndarray, scores: np.ndarray) -> float:
 
 def f1_score(targets: np.ndarray, predictions: np.ndarray, average: str = "micro") -> float:
     """Multilabel F1 on binary [n, labels] matrices; labels never predicted nor present score 0."""
-    return float(skm.f1_score(targets, predictions, average=average, zero_division=0))
+    import sklearn.metrics
+
+    return float(sklearn.metrics.f1_score(targets, predictions, average=average, zero_division=0))
 
 
 def retrieval_metrics(
@@ -123,7 +125,7 @@ def answers_match(prediction: str | None, answer: str) -> bool:
 # or paraphrases, so a failed item scores ~0 on every metric.
 EMPTY_HYPOTHESIS = "zzzemptypredictionzzz"
 
-_SPICE_DIR = Path(spice_module.__file__).parent
+_SPICE_DIR = Path(importlib.util.find_spec("pycocoevalcap").submodule_search_locations[0]) / "spice"
 # spice-1.0.jar's manifest class path lists these; get_stanford_models() downloads them into lib/.
 _SPICE_CORENLP_JARS = ("stanford-corenlp-3.6.0.jar", "stanford-corenlp-3.6.0-models.jar")
 
@@ -149,6 +151,8 @@ _TINY, _SMALL = 1e-15, 1e-9  # coco-caption's guards against zero division
 
 def bleu_statistics(hypothesis: str, references: list[str]) -> list[float]:
     """[hypothesis length, closest reference length, 4 n-gram counts, 4 clipped matches] of one item."""
+    from pycocoevalcap.bleu.bleu_scorer import BleuScorer
+
     scorer = BleuScorer(n=4)
     scorer += (hypothesis, references)
     comps = scorer.ctest[0]
@@ -178,21 +182,43 @@ def spice_unavailable_reason() -> str | None:
     )
 
 
-class _Meteor(Meteor):
+@functools.cache
+def _meteor_class() -> type:
     """pycocoevalcap's METEOR with a close() that shuts its JVM down.
 
     The parent's __del__ waits for a lock that compute_score leaves held if it raises (e.g. the JVM
     died), which would hang garbage collection; this one never takes the lock.
     """
+    from pycocoevalcap.meteor.meteor import Meteor
 
-    def close(self) -> None:
-        process = self.meteor_p
-        process.kill()
-        process.wait()
-        for pipe in (process.stdin, process.stdout, process.stderr):
-            pipe.close()
+    class _Meteor(Meteor):
+        def close(self) -> None:
+            process = self.meteor_p
+            process.kill()
+            process.wait()
+            for pipe in (process.stdin, process.stdout, process.stderr):
+                pipe.close()
 
-    __del__ = close
+        __del__ = close
+
+    return _Meteor
+
+
+def _ptb_lines(lines: list[str]) -> list[str]:
+    """Stanford's PTBTokenizer over lines with coco-caption's command and punctuation removal, but
+    quiet (its "tokenized N tokens" line would land on the run's screen) and with its input in a
+    temporary folder rather than inside the installed package (which may be read-only)."""
+    from pycocoevalcap.tokenizer import ptbtokenizer as ptb
+
+    jar = Path(ptb.__file__).parent / ptb.STANFORD_CORENLP_3_4_1_JAR
+    with tempfile.TemporaryDirectory(prefix="alm-bench-ptb-") as folder:
+        source = Path(folder) / "captions.txt"
+        source.write_bytes("\n".join(lines).encode())
+        command = ["java", "-cp", str(jar), "edu.stanford.nlp.process.PTBTokenizer", "-preserveLines", "-lowerCase",
+                   str(source)]
+        out = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, check=True).stdout
+    tokenized = out.decode().split("\n")
+    return [" ".join(w for w in line.rstrip().split(" ") if w not in ptb.PUNCTUATIONS) for line in tokenized]
 
 
 def _tokenize(predictions: Mapping[str, str], references: Mapping[str, list[str]]) -> tuple[dict, dict]:
@@ -200,9 +226,11 @@ def _tokenize(predictions: Mapping[str, str], references: Mapping[str, list[str]
     texts = {("res", key): [text] for key, text in predictions.items()}
     texts |= {("gts", key): refs for key, refs in references.items()}
     # The tokenizer works line by line: a line break inside a caption would shift every later item.
-    tokens = PTBTokenizer().tokenize(
-        {key: [{"caption": " ".join(text.split())} for text in group] for key, group in texts.items()}
-    )
+    owners = [key for key, group in texts.items() for _ in group]
+    lines = _ptb_lines([" ".join(text.split()) for group in texts.values() for text in group])
+    tokens: dict = {}
+    for key, line in zip(owners, lines):
+        tokens.setdefault(key, []).append(line)
     res = {key: [tokens[("res", key)][0] or EMPTY_HYPOTHESIS] for key in predictions}
     gts = {key: tokens[("gts", key)] for key in predictions}
     return gts, res
@@ -213,7 +241,9 @@ def _add_spice(values: dict, per_item: dict[str, dict[str, float]], gts: dict, r
     reason = spice_unavailable_reason()
     if reason is None:
         try:
-            spice, items = spice_module.Spice().compute_score(gts, res)
+            from pycocoevalcap.spice.spice import Spice
+
+            spice, items = Spice().compute_score(gts, res)
         except subprocess.CalledProcessError as error:
             reason = f"the SPICE jar failed with exit code {error.returncode}"
     if reason is not None:
@@ -237,12 +267,16 @@ def caption_metrics(predictions: dict[str, str], references: dict[str, list[str]
         raise ValueError("caption_metrics: predictions and references must have the same item ids")
     if not predictions or not all(references.values()):
         raise ValueError("caption_metrics: need at least one item, each with at least one reference")
-    if shutil.which("java") is None:
-        raise RuntimeError(
-            "java is required for captioning metrics (PTB tokenizer, METEOR); `apt install default-jre-headless`"
-        )
+    no_java = java_unavailable_reason()
+    if no_java is not None:  # every score starts from the PTB tokenizer, a Java program
+        names = (*(f"BLEU-{n}" for n in range(1, 5)), "METEOR", "ROUGE-L", "CIDEr-D", "SPICE", "SPIDEr")
+        return CaptionScores(values=dict.fromkeys(names), unavailable=dict.fromkeys(names, no_java))
     # Start METEOR's JVM first: it loads its paraphrase table while the other scorers run.
-    with closing(_Meteor()) as meteor:
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
+    from pycocoevalcap.rouge.rouge import Rouge
+
+    with closing(_meteor_class()()) as meteor:
         gts, res = _tokenize(predictions, references)
         bleu, bleu_items = Bleu(4).compute_score(gts, res, verbose=0)
         rouge, rouge_items = Rouge().compute_score(gts, res)

@@ -63,10 +63,21 @@ class Registry:
 
 
 def _accepted_args(cls: type) -> list[str] | None:
-    params = inspect.signature(cls.__init__).parameters.values()
-    if any(p.kind is p.VAR_KEYWORD for p in params):
-        return None
-    return [p.name for p in params if p.name != "self" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    """The keyword arguments a model class takes, or None when any is (``**kwargs`` all the way up).
+
+    A constructor with ``**kwargs`` is taken to pass them to its parent's, whose names are added."""
+    accepted: list[str] = []
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        if klass is object:
+            return None
+        params = inspect.signature(klass.__init__).parameters.values()
+        accepted += [p.name for p in params
+                     if p.name != "self" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name not in accepted]
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            return accepted
+    return None
 
 
 def _plugin_name(manager: pluggy.PluginManager, impl: pluggy.HookImpl) -> str:

@@ -12,11 +12,10 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-from sklearn.metrics import average_precision_score
-from sklearn.model_selection import train_test_split
-from sklearn.neural_network import MLPClassifier
-from sklearn.preprocessing import StandardScaler
-from threadpoolctl import threadpool_limits
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # scikit-learn loads when a probe trains, not at every command's start
+    from sklearn.neural_network import MLPClassifier
 
 SPLIT_NAMES = ("train", "valid", "test")
 
@@ -86,11 +85,15 @@ def _metric(y: np.ndarray, pred: np.ndarray, multilabel: bool) -> float:
         return float(np.mean(pred == y))
     # sklearn rejects infinite scores; -1 still ranks failed rows below every probability.
     scores = np.nan_to_num(pred, neginf=-1.0)
+    from sklearn.metrics import average_precision_score
+
     aps = [average_precision_score(y[:, j], scores[:, j]) for j in range(y.shape[1]) if y[:, j].any()]
     return float(np.mean(aps)) if aps else float("nan")
 
 
 def _make_model(config: ProbeConfig, lr: float, n_train: int) -> MLPClassifier:
+    from sklearn.neural_network import MLPClassifier
+
     return MLPClassifier(
         hidden_layer_sizes=(config.hidden_size,) * (config.layers - 1),  # () = linear layer only
         solver="adam",
@@ -156,6 +159,9 @@ def train_probe(
     valid_x, valid_y = _finite_rows(valid_x, valid_y)
     if not len(train_x) or not len(valid_x):
         raise ValueError(f"fold {test_fold}: no usable train or validation rows")
+    from sklearn.preprocessing import StandardScaler
+    from threadpoolctl import threadpool_limits
+
     scaler = StandardScaler().fit(train_x)
     train_x, valid_x = scaler.transform(train_x), scaler.transform(valid_x)
     best = None
@@ -179,11 +185,34 @@ def _fold_parts(groups: np.ndarray) -> list[tuple[str, np.ndarray, np.ndarray, n
 
 
 def _carve_valid(train: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.model_selection import train_test_split
+
     """Hold out 10% of the train rows for validation, stratified when every class allows it."""
     try:
         return train_test_split(train, test_size=0.1, random_state=seed, stratify=y[train])
     except ValueError:  # a class with a single row, or fewer held-out rows than classes
         return train_test_split(train, test_size=0.1, random_state=seed)
+
+
+def within_copy_split(y: np.ndarray, seed: int) -> list[str]:
+    """"train"/"valid"/"test" (60/20/20) per row, seeded and stratified by class where every class
+    allows it: for a partial copy whose items all lie in fewer than 3 of the official folds."""
+    from sklearn.model_selection import train_test_split
+
+    rows = np.arange(len(y))
+    labels = y if y.ndim == 1 else None
+
+    def split(part, size, stratify):
+        try:
+            return train_test_split(part, test_size=size, random_state=seed, stratify=stratify)
+        except ValueError:  # a class too small to appear on both sides
+            return train_test_split(part, test_size=size, random_state=seed)
+
+    rest, test = split(rows, 0.2, labels)
+    train, valid = split(rest, 0.25, None if labels is None else labels[rest])
+    roles = np.empty(len(y), dtype=object)
+    roles[train], roles[valid], roles[test] = "train", "valid", "test"
+    return roles.tolist()
 
 
 def _split_parts(groups: np.ndarray, x: np.ndarray, y: np.ndarray, seed: int):

@@ -171,6 +171,11 @@ class Model:
         """The model's own text encoder: ``[len(texts), D_text]`` floats."""
         raise NotImplementedError(f"{type(self).__name__} does not implement embed_text")
 
+    def generation_settings(self, config: GenerationConfig) -> dict[str, Any]:
+        """The decoding settings ``generate`` really uses under ``config`` (its own defaults filled in),
+        recorded in the results' provenance; override it where the model has defaults."""
+        return config.as_dict()
+
 
 #: capability -> the methods it obliges a model to implement
 REQUIRED_METHODS: dict[str, tuple[str, ...]] = {

@@ -50,6 +50,8 @@ class Result:
     intervals: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: metric -> analytic chance level on this task (the methods' declarations)
     chance: dict[str, float] = field(default_factory=dict)
+    #: metric -> whether a higher value is better (the methods' declarations)
+    higher_is_better: dict[str, bool] = field(default_factory=dict)
     #: an audio control ("silence", "shuffle"), or "" for the model's real inputs
     control: str = ""
     #: with a control: the uncontrolled run's metrics and how far the model fell from them
@@ -78,7 +80,8 @@ class Result:
             "metrics": {k: _finite_or_none(v) for k, v in self.metrics.items()},
             "intervals": {k: {**v, "low": _finite_or_none(v["low"]), "high": _finite_or_none(v["high"])}
                           for k, v in self.intervals.items()},
-            "chance": self.chance, "unavailable": self.unavailable, "primary_metric": self.primary_metric,
+            "chance": self.chance, "higher_is_better": self.higher_is_better, "unavailable": self.unavailable,
+            "primary_metric": self.primary_metric,
             "n_items": self.n_items, "n_failed": self.n_failed, "partial": self.partial,
             "dataset_items": self.dataset_items, "expected_items": self.expected_items,
             "control_effect": self.control_effect, "details": self.details, "provenance": self.provenance,
@@ -213,6 +216,7 @@ def parse_result(data: Any, path: Path, rel: str = "") -> Result:
         unavailable={str(k): str(v) for k, v in (data.get("unavailable") or {}).items()},
         details=_mapping(data, "details"), intervals=_intervals(data, path),
         chance={str(k): float(v) for k, v in _mapping(data, "chance").items() if _number(v)},
+        higher_is_better={str(k): v for k, v in _mapping(data, "higher_is_better").items() if isinstance(v, bool)},
         control=str(data.get("control") or ""), control_effect=_mapping(data, "control_effect"), path=rel)
 
 

@@ -23,7 +23,7 @@ from .calls import Call, config_hash, content_key
 from .controls import apply_control, check_control, control_effect
 from .data import AudioMissing, DataMissing, Item, fingerprint
 from .distributed import DistributedExecutor, World, serve
-from .errors import ItemError, StorageError, UsageError
+from .errors import Interrupted, ItemError, StorageError, UsageError
 from .evaluators import EvalContext, Method
 from .executor import Executor, LocalExecutor, Stats
 from .plugins import Registry, default_registry
@@ -31,7 +31,9 @@ from .protocol import ITEM_PREFIX, GenerationConfig, ModelInfo
 from .results import Result, read_result, result_path, write_result
 from .specs import TaskSpec
 from .storage import fault, is_storage_fault, require_writable
-from .text_encoders import normalize_rows
+from .devices import check_device
+from .provenance import package_versions, spec_hash, suite_commit
+from .text_encoders import DEFAULT_SENTENCE_MODEL, normalize_rows
 from .threads import apply as apply_threads
 from .threads import default_threads
 from .validation import ValidatedModel
@@ -68,6 +70,8 @@ class RunConfig:
     threads: int | None = None
     #: an audio control (alm_bench.controls): "silence", "shuffle", or None for the real audio
     control: str | None = None
+    #: the command line that started the run (recorded in provenance), when it came from one
+    command: str | None = None
 
 
 @dataclass(frozen=True)
@@ -108,15 +112,29 @@ def limit_items(items: list[Item], limit: int | None, spec: TaskSpec) -> list[It
     """A sample of at most ``limit`` items, balanced over folds and labels: with predefined folds,
     ``limit`` in all, dealt round-robin over the (fold, label) groups; otherwise ``limit`` per split,
     dealt round-robin over labels.  Items keep their dataset order within a group, so the sample is
-    deterministic."""
+    deterministic.  A limit below the number of (fold, label) groups takes one item of a different
+    label from each fold in turn, so every fold stays represented."""
     if not limit:
         return items
     if spec.folds:
+        cells = {(item.fold, item.labels[:1]) for item in items}
+        if limit < len(cells):
+            return _round_robin(items, _diagonal(cells))[:limit]
         return _round_robin(items, lambda item: (item.fold, item.labels[:1]))[:limit]
     splits: dict[str, list[Item]] = {}
     for item in items:
         splits.setdefault(item.split, []).append(item)
     return [item for group in splits.values() for item in _round_robin(group, lambda i: i.labels[:1])[:limit]]
+
+
+def _diagonal(cells: set[tuple]) -> Callable[[Item], Any]:
+    """A group key that orders (fold, label) cells fold after fold, each fold starting its labels
+    another 1/folds of the way round, so neither folds nor labels repeat early."""
+    folds = sorted({fold for fold, _ in cells})
+    labels = sorted({label for _, label in cells})
+    step = max(1, len(labels) // len(folds))
+    return lambda item: ((labels.index(item.labels[:1]) - step * folds.index(item.fold)) % len(labels),
+                         folds.index(item.fold))
 
 
 def _round_robin(items: list[Item], key: Callable[[Item], Any]) -> list[Item]:
@@ -201,6 +219,7 @@ class Runner:
         if self.cache.read_only and notify:
             notify(f"cache {self.cache.directory} is read-only ({self.cache.read_only}): cached outputs are used, "
                    f"new ones are computed and not stored")
+        check_device(config.device)
         self.model = self.registry.load_model(config.model, config.model_args).to(config.device)
         self.threads = config.threads or default_threads(config.workers)
         apply_threads(self.threads)
@@ -224,6 +243,16 @@ class Runner:
         if self.config.text_encoder:
             return self.config.text_encoder
         return "model" if self.capabilities.text_encoder else "sentence-transformers"
+
+    def text_encoder_used(self) -> str:
+        """The encoder that did the work, by its real name (the model's own names its own)."""
+        name = self.text_encoder_name()
+        if name == "model":
+            own = self.model_config.get("text_encoder")
+            return f"model: {own}" if isinstance(own, str) and own else f"model: {self.config.model}'s own"
+        if name == "sentence-transformers":
+            return f"sentence-transformers:{DEFAULT_SENTENCE_MODEL}"
+        return name
 
     def encode_texts(self, texts: list[str]) -> np.ndarray:
         """Encode with the selected encoder; each distinct text is encoded once per run."""
@@ -258,8 +287,24 @@ class Runner:
             if key not in self.registry.text_encoders:
                 known = ", ".join(["model", *sorted(self.registry.text_encoders)])
                 raise UsageError(f"unknown text encoder {key!r}; known: {known} (add :MODEL_ID for an argument)")
-            self._encoders[name] = self.registry.text_encoders[key](argument or None)
+            try:
+                self._encoders[name] = self.registry.text_encoders[key](argument or None)
+            except (OSError, ValueError, ImportError) as exc:  # no such model, not a model folder, offline
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise UsageError(f"text encoder {name!r} cannot be loaded ({reason}); give a model id or local "
+                                 f"folder it can load, e.g. --text-encoder sentence-transformers") from None
         return self._encoders[name]
+
+    def check_text_encoder(self) -> None:
+        """A text encoder the user named loads before any model call (not after an hour of generating)."""
+        name = self.config.text_encoder
+        if not name:
+            return
+        if name == "model":
+            if not self.capabilities.text_encoder:
+                raise UsageError(f"model {self.config.model!r} has no text encoder; pick one with --text-encoder")
+            return
+        self._encoder(name)
 
     # -- the run ----------------------------------------------------------------------------
     def run(self) -> RunSummary:
@@ -271,12 +316,15 @@ class Runner:
         tasks, explicit = select_tasks(self.registry, self.config.tasks)
         self.methods = tuple(self._method_name(m) for m in self.config.methods)
         self.method_args = method_args(self.registry.methods, self.methods, self.config.method_args)
+        self.check_text_encoder()
         try:
             for spec in tasks:
                 self._run_task(spec, explicit, summary)
         except StorageError as exc:
             exc.summary = summary  # what was saved before the failure
             raise
+        except KeyboardInterrupt:
+            raise Interrupted(len(summary.results), self.config.output_dir) from None
         finally:
             summary.seconds = time.perf_counter() - start
         return summary
@@ -338,6 +386,8 @@ class Runner:
                     continue
                 result = self._result(spec, method, options, prompt, outcome, len(all_items), len(items), dataset)
                 result.chance = method.chance_levels(ctx, [k for k, v in outcome.metrics.items() if v is not None])
+                result.higher_is_better = {name: declared.higher_is_better for name in outcome.metrics
+                                           if (declared := method.metric(name)) is not None}
                 result.intervals = {k: v.as_dict() for k, v in method.intervals(outcome, self.config.seed).items()}
                 result.control_effect = control_effect(result, self._uncontrolled(result), method)
                 write_result(Path(self.config.output_dir), result, outcome.records)
@@ -388,11 +438,8 @@ class Runner:
             "model_config": self.model_config,
             "model_config_hash": self.model_key.split(":", 1)[1],
             "method_options": dict(options),
-            "generation": self.config.generation.as_dict() if "generate" in method.needs else None,
-            "text_encoder": self.text_encoder_name() if method.uses_text_encoder else None,
-            # with ``model``: which of its own encoders the model used, as its config names it (Pengi: clip, gpt2)
-            "model_text_encoder": self.model_config.get("text_encoder")
-            if method.uses_text_encoder and self.text_encoder_name() == "model" else None,
+            "generation": self.model.generation_settings(self.config.generation) if "generate" in method.needs else None,
+            "text_encoder": self.text_encoder_used() if method.uses_text_encoder else None,
             "dataset": dataset,
             "limit": self.config.limit,
             "seed": self.config.seed,
@@ -404,6 +451,10 @@ class Runner:
             "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "python": sys.version.split()[0],
             "platform": platform.platform(),
+            "command": self.config.command,
+            "packages": package_versions(),
+            "suite_commit": suite_commit(),
+            "task_spec_hash": spec_hash(spec),
         }
         expected = spec.dataset.size or None
         partial = used_items < dataset_items or (expected is not None and dataset_items < expected)

@@ -17,6 +17,10 @@ import yaml
 
 from .errors import SpecError
 
+#: libyaml's loader where PyYAML was built with it: every command parses every spec at start, and the
+#: pure-Python parser alone takes seconds
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 TASK_TYPES = ("multiclass", "multilabel", "captioning", "qa", "retrieval", "fewshot", "two_clip")
 
 DOMAINS = (
@@ -50,6 +54,8 @@ class DatasetSpec:
     citation: str = ""
     #: items the loader yields from a complete official copy (0: unknown); a smaller copy is partial
     size: int = 0
+    #: the length every clip of the official set has, in seconds (0: clips vary); `data check` checks it
+    seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -184,7 +190,7 @@ def _check_methods(spec: TaskSpec, methods: dict, path: Path | str) -> None:
 def load_spec(path: Path | str, methods: dict | None = None) -> TaskSpec:
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_SAFE_LOADER)
     except yaml.YAMLError as exc:
         raise SpecError(f"invalid task spec {path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     except OSError as exc:

@@ -16,4 +16,4 @@ if alm-bench list models | grep -q '│ whisper '; then
   run --model whisper --model-args "checkpoint=$SHARED/assets/whisper-tiny.en" --task fsdd-digits \
       --data-dir "$SHARED/data/fsdd" --limit 200
 fi
-alm-bench leaderboard
+alm-bench leaderboard --results-dir leaderboard/results --output leaderboard/README.md

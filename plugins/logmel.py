@@ -10,10 +10,14 @@ from __future__ import annotations
 
 from functools import cached_property
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 
 from alm_bench import AudioFormat, Capabilities, Model, hookimpl
+
+if TYPE_CHECKING:  # torch loads when a clip is embedded, not when the plugin is listed
+    import torch
 
 
 class LogMelBaseline(Model):
@@ -37,6 +41,7 @@ class LogMelBaseline(Model):
 
     @cached_property
     def _mel(self) -> torch.Tensor:
+        import torch
         from transformers.audio_utils import mel_filter_bank
 
         bank = mel_filter_bank(num_frequency_bins=self.n_fft // 2 + 1, num_mel_filters=self.n_mels,
@@ -46,16 +51,22 @@ class LogMelBaseline(Model):
 
     def log_mel(self, waveform: np.ndarray) -> torch.Tensor:
         """[frames, n_mels] log-mel spectrogram (natural log of power, floored at 1e-10)."""
+        import torch
+
         audio = torch.from_numpy(np.ascontiguousarray(waveform, dtype=np.float32))
         spec = torch.stft(audio, self.n_fft, self.hop, window=torch.hann_window(self.n_fft), center=True,
                           return_complex=True).abs().pow(2)
         return torch.log(spec.T @ self._mel + 1e-10)
 
     def _stats(self, frames: torch.Tensor) -> torch.Tensor:
+        import torch
+
         parts = torch.tensor_split(frames, self.segments) if len(frames) >= self.segments else [frames] * self.segments
         return torch.cat([torch.cat([p.mean(0), p.std(0, correction=0)]) for p in parts])
 
     def embed(self, clips):
+        import torch
+
         with torch.inference_mode():
             return np.stack([self._stats(self.log_mel(c.waveform)).numpy() for c in clips]).astype(np.float32)
 

@@ -1,4 +1,6 @@
 import os
+import sys
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,10 +43,22 @@ class SuiteRun:
     output_dir: Path
 
 
+@contextmanager
+def no_system_java():
+    """PATH holding only the virtual environment's scripts: no system java, as on a bare machine."""
+    saved = os.environ["PATH"]
+    os.environ["PATH"] = os.path.dirname(sys.executable)
+    try:
+        yield
+    finally:
+        os.environ["PATH"] = saved
+
+
 @pytest.fixture(scope="session")
 def synth_suite(registry, cache_dir, tmp_path_factory):
     """``synth_suite(model, text_encoder=None)``: the model run once per session on every synthetic task,
-    shared by every test that needs it (oracle, chance, pengi-tiny)."""
+    shared by every test that needs it (oracle, chance, pengi-tiny). pengi-tiny's is the README's main
+    command and runs with no system java on PATH, as a new user's machine may have none."""
     from alm_bench.runner import RunConfig, run
 
     done: dict[tuple, SuiteRun] = {}
@@ -52,8 +66,9 @@ def synth_suite(registry, cache_dir, tmp_path_factory):
     def get(model: str, text_encoder: str | None = None) -> SuiteRun:
         if (model, text_encoder) not in done:
             out = tmp_path_factory.mktemp(f"suite-{model}")
-            summary = run(RunConfig(model=model, tasks="synth-*", output_dir=out, cache_dir=cache_dir,
-                                    text_encoder=text_encoder), registry)
+            with no_system_java() if model == "pengi-tiny" else nullcontext():
+                summary = run(RunConfig(model=model, tasks="synth-*", output_dir=out, cache_dir=cache_dir,
+                                        text_encoder=text_encoder), registry)
             done[(model, text_encoder)] = SuiteRun({(r.task, r.method): r for r in summary.results}, out)
         return done[(model, text_encoder)]
 

@@ -61,7 +61,7 @@ def test_esc50_mini_official_layout(registry, cache_dir):
     assert Path(item.audio[0]).is_file()
 
 
-def test_esc50_zero_shot_on_real_clips_and_probe_skipped_on_one_fold(registry, cache_dir, tmp_path):
+def test_esc50_zero_shot_on_real_clips_and_probe_on_a_split_within_one_fold(registry, cache_dir, tmp_path):
     summary = run(RunConfig(model="oracle", tasks="esc50", data_dir=ESC50, output_dir=tmp_path,
                             cache_dir=cache_dir), registry)
     results = {r.method: r for r in summary.results}
@@ -69,8 +69,7 @@ def test_esc50_zero_shot_on_real_clips_and_probe_skipped_on_one_fold(registry, c
     assert results["text_matching"].metrics["accuracy"] == 1.0
     # a partial copy is never reported as the full dataset
     assert all(r.partial and r.expected_items == 2000 and r.dataset_items == 100 for r in results.values())
-    skipped = {s.method: s.reason for s in summary.skipped}
-    assert "at least 3 distinct folds" in skipped["linear_probe"]
+    assert not summary.skipped and "1 of the 5 official folds" in results["linear_probe"].details["split"]
     saved = json.loads((tmp_path / "oracle/esc50/log_likelihood--generate-metadata.json").read_text())
     assert saved["partial"] and saved["expected_items"] == 2000
 
@@ -272,8 +271,11 @@ def test_embedding_baseline_runs_end_to_end_and_says_why_methods_are_skipped(reg
     summary = run(RunConfig(model="logmel", tasks=task, data_dir=data, output_dir=tmp_path, cache_dir=cache_dir),
                   registry)
     reasons = {s.method: s.reason for s in summary.skipped}
-    assert not summary.results and set(reasons) == set(registry.tasks[task].methods)
-    if task == "esc50":  # the 100-clip copy holds fold 4 only: no probe rotation is possible
-        assert "at least 3 distinct folds" in reasons["linear_probe"]
+    if task == "esc50":  # the 100-clip copy holds fold 4 only: probed on a stated split within it
+        (result,) = summary.results
+        assert result.method == "linear_probe" and result.partial and result.n_items == 20  # the 20% test part
+        assert "stratified 60/20/20" in result.details["split"] and "seed 0" in result.details["split"]
+        assert set(reasons) == {"text_matching", "log_likelihood"}
     else:
+        assert not summary.results and set(reasons) == set(registry.tasks[task].methods)
         assert "lacks capability" in reasons["retrieval_embedding"]

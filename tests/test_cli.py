@@ -66,6 +66,6 @@ def test_task_all_skips_tasks_without_data_and_says_why(cache_dir, tmp_path):
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("")
     result = alm_bench("run", "--model", "oracle", "--task", "synth-c*", "--data-dir", str(blocker),
-                       "--output-dir", str(tmp_path / "out"), cache_dir=cache_dir)
+                       "--output-dir", str(tmp_path / "out"), "--show-skipped", cache_dir=cache_dir)
     assert result.returncode == 0, result.stderr
     assert "skipped synth-caption" in result.stdout and "skipped synth-count" in result.stdout

@@ -331,8 +331,25 @@ def test_cli_writes_the_same_bytes_every_time(tmp_path, monkeypatch, capsys):
         code, err = run_cli(monkeypatch, capsys, "leaderboard", "--results-dir", str(results),
                             "--output", str(tmp_path / "out" / name))
         assert code in (0, None), err
-        outputs.append((tmp_path / "out" / name).read_bytes())
-    assert outputs[0] == outputs[1] == build(results, [EVENTS]).encode()
+        outputs.append((tmp_path / "out" / name).read_bytes().replace(name.encode(), b"X.md"))
+    command = f"alm-bench leaderboard --results-dir {results} --output {tmp_path / 'out' / 'X.md'}"
+    assert outputs[0] == outputs[1] == render(load_results(results), {"t-events": EVENTS}, None, command).encode()
+    assert f"Rebuild with `{command}`." in outputs[0].decode()
+
+
+def test_cli_without_output_prints_the_markdown_and_writes_no_file(tmp_path, monkeypatch, capsys):
+    results = tmp_path / "results"
+    write(results, "m1")
+    monkeypatch.setattr(cli, "_registry", lambda: type("Registry", (), {
+        "tasks": {"t-events": EVENTS}, "methods": {m.name: m for m in BUILTIN_METHODS}})())
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["alm-bench", "leaderboard", "--results-dir", "results"])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main()
+    out = capsys.readouterr().out
+    assert exit_info.value.code in (0, None)
+    assert out.startswith("# alm-bench leaderboard") and "Rebuild with `alm-bench leaderboard --results-dir results`." in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]  # nothing written, no leaderboard/README.md
 
 
 @pytest.mark.parametrize("setup, phrase", [
@@ -361,4 +378,5 @@ def test_leaderboard_readme_is_up_to_date(request):
     tasks = request.getfixturevalue("registry").tasks  # the installed specs, as `alm-bench leaderboard` sees them
     expected = render(load_results(results), tasks)
     assert readme.is_file() and readme.read_text(encoding="utf-8") == expected, \
-        "leaderboard/README.md is stale: run `alm-bench leaderboard` and commit the result"
+        "leaderboard/README.md is stale: run `alm-bench leaderboard --results-dir leaderboard/results --output " \
+        "leaderboard/README.md` and commit the result"

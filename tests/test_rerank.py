@@ -70,7 +70,7 @@ def test_smollm2_rerank_equals_a_direct_computation_and_a_warm_run_asks_the_judg
     asked = judge.calls
     assert asked == 6  # 3 queries x 2 candidates
     assert result.provenance["method_options"] == {"rerank": "llm", "judge": "smollm2", "candidates": 2}
-    assert result.provenance["text_encoder"] == "sentence-transformers" and result.provenance["model_text_encoder"] is None
+    assert result.provenance["text_encoder"] == "sentence-transformers:all-MiniLM-L6-v2"
     assert result.details["rerank"]["metrics"]["t2a_rerank_R@1"].startswith("R@1 after LLM re-ranking: kept list")
 
     # the direct computation: rank clips by caption similarity, ask the judge, keep the YES in order

@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import metrics
 from ..calls import Call
-from ..probe import FoldResult, ProbeConfig, run_probe, summarize
+from ..probe import FoldResult, ProbeConfig, run_probe, summarize, within_copy_split
 from ..protocol import GenerateRequest, ScoreRequest
 from ..uncertainty import Interval, average_precision, random_ranking_ap, ratio, t_interval
 from .base import (EvalContext, Method, MethodResult, Metric, count_failed, match_to_labels, outputs_or_none,
@@ -212,12 +212,20 @@ class LinearProbe(Method):
         targets = _targets(ctx, items)
         y = targets if ctx.spec.multilabel else targets.argmax(axis=1)
         groups = [item.fold for item in items] if ctx.spec.folds else [_role(ctx, item) for item in items]
+        present = len(set(groups)) if ctx.spec.folds else 0
+        fallback = ""
+        if ctx.spec.folds and present < 3:  # a partial copy: the HEAR rotation needs 3 folds
+            groups = within_copy_split(y, ctx.seed)
+            fallback = (f"the copy holds items of {present} of the {ctx.spec.folds} official folds: probed on a "
+                        f"seeded (seed {ctx.seed}), stratified 60/20/20 train/valid/test split within it, "
+                        "not comparable with fold results")
         config = ProbeConfig(layers=ctx.options["layers"], hidden_size=ctx.options["hidden_size"],
                              learning_rates=tuple(ctx.options["learning_rates"]), max_epochs=ctx.options["max_epochs"],
                              patience=ctx.options["patience"], seed=ctx.seed)
         folds = ctx.memo(
             "linear_probe", [x, y, [str(g) for g in groups], ctx.spec.multilabel, dataclasses.asdict(config)],
-            lambda: run_probe(x, y, groups, multilabel=ctx.spec.multilabel, config=config, folds=bool(ctx.spec.folds)),
+            lambda: run_probe(x, y, groups, multilabel=ctx.spec.multilabel, config=config,
+                              folds=bool(ctx.spec.folds) and not fallback),
             encode=lambda folds: [dataclasses.asdict(f) for f in folds],
             decode=lambda rows: [FoldResult(**row) for row in rows])
         mean, std = summarize(folds)
@@ -225,6 +233,8 @@ class LinearProbe(Method):
         details = {"layers": config.layers, "std": std, "labels": list(ctx.labels), "folds": [
             {"test_fold": f.test_fold, metric: f.metric, "learning_rate": f.learning_rate, "epochs": f.epochs}
             for f in folds]}
+        if fallback:
+            details["split"] = fallback
         records = _probe_records(ctx, items, groups, folds, outcomes)
         n_failed = sum(1 for r in records if r["error"])
         return MethodResult({metric: mean}, records, len(records), n_failed, details=details)

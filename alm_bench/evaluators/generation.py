@@ -8,6 +8,7 @@ import numpy as np
 
 from .. import metrics
 from ..calls import Call
+from ..java import ensure_java
 from ..protocol import GenerateRequest
 from ..uncertainty import ratio
 from .base import EvalContext, Method, MethodResult, Metric, count_failed, record_units
@@ -36,7 +37,8 @@ class Captioning(Method):
         # a failed item is scored as an empty caption: it counts, and scores nothing
         predictions = {item.id: (o.value if o.ok else "") for item, o in zip(items, outcomes)}
         references = {item.id: list(item.captions) for item in items}
-        scores = ctx.memo("captioning", [predictions, references],
+        # whether Java is there is part of the key: scores computed without it are recomputed once it is
+        scores = ctx.memo("captioning", [predictions, references, metrics.java_unavailable_reason()],
                           lambda: metrics.caption_metrics(predictions, references),
                           encode=dataclasses.asdict, decode=lambda d: metrics.CaptionScores(**d))
         records = [
@@ -47,7 +49,8 @@ class Captioning(Method):
             for item, o in zip(items, outcomes)
         ]
         return MethodResult(dict(scores.values), records, len(items), count_failed(outcomes),
-                            unavailable=dict(scores.unavailable), details={"meteor_corpus": scores.values.get("METEOR")})
+                            unavailable=dict(scores.unavailable),
+                            details={"meteor_corpus": scores.values.get("METEOR"), "java": ensure_java()})
 
     def statistic(self, records, details):
         """BLEU from summed n-gram statistics; the per-item means as they are; METEOR, which the jar

@@ -12,11 +12,14 @@ Loaders never touch the network; ``alm-bench data download`` is the only thing t
 from __future__ import annotations
 
 import csv
+import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
+from ..audio import inspect
 from ..data import AudioMissing, DataMissing, Item
 from ..specs import TaskSpec
 
@@ -28,9 +31,13 @@ def cache_root(spec: TaskSpec, cache_dir: Path) -> Path:
     return Path(cache_dir) / "data" / spec.dataset.loader
 
 
+def _laid_out(spec: TaskSpec) -> str:
+    return f" laid out as {spec.dataset.layout}" if spec.dataset.layout else ""
+
+
 def how_to_get(spec: TaskSpec) -> str:
     """The one-line fix for absent data."""
-    layout = f" laid out as {spec.dataset.layout}" if spec.dataset.layout else ""
+    layout = _laid_out(spec)
     if spec.dataset.downloads or spec.dataset.hf_repo:
         return f"run `alm-bench data download {spec.id}`, or pass --data-dir DIR with a copy{layout}"
     return f"get it from {spec.dataset.source} and pass --data-dir DIR{layout}"
@@ -85,18 +92,22 @@ class DataReport:
     items: int = 0
     audio_files: int = 0
     missing: list[str] = field(default_factory=list)
+    #: audio files that do not decode whole (truncated, padded, empty, wrong length): path -> why
+    bad: dict[str, str] = field(default_factory=dict)
     #: the copy holds fewer items than the official set (``dataset.size``)
     expected: int = 0
     problem: str = ""
 
     @property
     def ok(self) -> bool:
-        return not self.problem and not self.missing
+        return not self.problem and not self.missing and not self.bad
 
     @property
     def status(self) -> str:
         if self.missing:
             return f"incomplete: {len(self.missing)} of {self.audio_files} audio files missing"
+        if self.bad:
+            return f"damaged: {len(self.bad)} of {self.audio_files} audio files do not decode as their headers say"
         if self.problem:
             return "missing"
         if self.expected and self.items < self.expected:
@@ -107,6 +118,20 @@ class DataReport:
 def missing_audio(items: list[Item]) -> tuple[int, list[str]]:
     paths = sorted({p for item in items for p in item.audio})
     return len(paths), [p for p in paths if not Path(p).is_file()]
+
+
+def damaged_audio(items: list[Item], seconds: float = 0.0,
+                  progress: Callable[[int, int], None] | None = None) -> dict[str, str]:
+    """Every audio file decoded whole, in parallel (decoding releases the GIL): path -> what is wrong."""
+    paths = sorted({p for item in items for p in item.audio})
+    bad = {}
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        for done, (path, problem) in enumerate(zip(paths, pool.map(lambda p: inspect(p, seconds), paths)), 1):
+            if problem:
+                bad[path] = problem
+            if progress:
+                progress(done, len(paths))
+    return bad
 
 
 def _check_labels(spec: TaskSpec, items: list[Item]) -> None:
@@ -129,6 +154,9 @@ def dataset_loader(parse: Parse, marker: str) -> Callable:
     """Wrap ``parse`` into a registered loader; ``marker`` is a path that identifies the layout."""
 
     def root_of(spec: TaskSpec, data_dir: Path | None, cache_dir: Path) -> Path:
+        if data_dir is not None and not Path(data_dir).is_dir():
+            raise DataMissing(f"task {spec.id}: data directory {data_dir} does not exist; "
+                              f"pass --data-dir with the folder that holds a copy{_laid_out(spec)}")
         base = Path(data_dir) if data_dir is not None else cache_root(spec, cache_dir)
         return locate(base, marker)
 
@@ -142,10 +170,13 @@ def dataset_loader(parse: Parse, marker: str) -> Callable:
         _check_labels(spec, items)
         return items
 
-    def check(spec: TaskSpec, data_dir: Path | None, cache_dir: Path) -> DataReport:
-        root = root_of(spec, data_dir, cache_dir)
-        report = DataReport(spec.id, root, expected=spec.dataset.size)
+    def check(spec: TaskSpec, data_dir: Path | None, cache_dir: Path, decode: bool = False,
+              progress: Callable[[int, int], None] | None = None) -> DataReport:
+        """What is there; with ``decode``, every audio file is also decoded whole (``progress(done, total)``)."""
+        report = DataReport(spec.id, Path(data_dir) if data_dir is not None else cache_root(spec, cache_dir),
+                            expected=spec.dataset.size)
         try:
+            root = report.root = root_of(spec, data_dir, cache_dir)
             items = parse(spec, root)
         except DataMissing as exc:
             report.problem = str(exc)
@@ -154,6 +185,8 @@ def dataset_loader(parse: Parse, marker: str) -> Callable:
         report.audio_files, report.missing = missing_audio(items)
         if report.missing:
             report.problem = _describe_missing(spec, root, report.audio_files, report.missing)
+        elif decode:
+            report.bad = damaged_audio(items, spec.dataset.seconds, progress)
         return report
 
     loader.check = check

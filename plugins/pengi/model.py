@@ -5,18 +5,21 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 
 from alm_bench import AudioFormat, Capabilities, Clip, GenerateRequest, GenerationConfig, Model, ScoreRequest
 from alm_bench.errors import UsageError
 
-from . import checkpoint as ckpt
 from .config import CONFIGS, PengiConfig
-from .decoding import PrefixLM, beam_search, shared_prefix_scores
-from .network import PengiNetwork
-from .text import (PromptTokenizer, clip_text_encoder, gpt2_text_encoder, load_tokenizer,
-                   sentence_transformer_encoder, stop_token_id, target_tokens)
+
+# torch, the network and the tokenizers load when a model is built, not when the plugin is listed
+# (`alm-bench list models` imports every plugin)
+if TYPE_CHECKING:
+    import torch
+
+    from .network import PengiNetwork
 
 CROPS = ("start", "center")
 CHANNELS = ("mean", "concat")
@@ -43,6 +46,10 @@ def fit_to_clip(wave: np.ndarray, samples: int, crop: str = "start", channels: s
 
 def build_network(cfg: PengiConfig, seed: int = 0) -> PengiNetwork:
     """A seeded random-weight network (tests, benchmarks, the start of training)."""
+    import torch
+
+    from .network import PengiNetwork
+
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return PengiNetwork(cfg).eval()
@@ -85,6 +92,9 @@ class PengiModel(Model):
         self.normalize_prompt = bool(normalize_prompt)
         self.text_encoder_name = self._text_encoder_choice(text_encoder)
         self.seed = seed
+        from . import checkpoint as ckpt
+        from .decoding import PrefixLM
+
         # the checkpoint first: without it nothing else matters, and its error says where to get it
         self.checkpoint = ckpt.resolve(checkpoint, config)
         path, self.checkpoint_sha256 = (ckpt.local_file(self.checkpoint, config, checkpoint_sha256)
@@ -112,6 +122,8 @@ class PengiModel(Model):
         return value
 
     def _load_tokenizers(self) -> None:
+        from .text import PromptTokenizer, load_tokenizer, stop_token_id
+
         self.decoder_tokenizer = load_tokenizer(self.tokenizer_names["decoder"], "GPT-2", "decoder_tokenizer")
         self.stop_token = stop_token_id(self.decoder_tokenizer)
         if self.cfg.prompt_encoder == "clip":
@@ -121,6 +133,9 @@ class PengiModel(Model):
         self.prompt_tokenizer = PromptTokenizer(self.cfg.prompt_encoder, prompt_tok, self.cfg.prompt_tokens)
 
     def _build(self, path, trust: bool) -> PengiNetwork:
+        from . import checkpoint as ckpt
+        from .network import PengiNetwork
+
         if path is None:
             return build_network(self.cfg, self.seed)
         official = self.checkpoint in ckpt.RELEASED_CHECKPOINTS.values()
@@ -147,26 +162,32 @@ class PengiModel(Model):
 
     # -- shared steps -------------------------------------------------------------------------
     def _waves(self, clips: Sequence[Clip]) -> torch.Tensor:
+        import torch
+
         samples = self.cfg.audio.clip_samples
         waves = np.stack([fit_to_clip(c.waveform, samples, self.crop, self.channels) for c in clips])
         dtype = next(self.network.parameters()).dtype  # float32 unless the network was converted
         return torch.from_numpy(waves).to(self.device, dtype)
 
-    @torch.no_grad()
     def _audio(self, clips: Sequence[Clip]) -> tuple[torch.Tensor, torch.Tensor]:
         """(encoder latents, projections) of the clips, in chunks of AUDIO_BATCH."""
-        parts = [self.network.encode_audio(self._waves(clips[i : i + AUDIO_BATCH]))
-                 for i in range(0, len(clips), AUDIO_BATCH)]
-        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+        import torch
 
-    @torch.no_grad()
+        with torch.no_grad():
+            parts = [self.network.encode_audio(self._waves(clips[i : i + AUDIO_BATCH]))
+                     for i in range(0, len(clips), AUDIO_BATCH)]
+            return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
     def _prefix(self, clips: Sequence[Clip], prompts: Sequence[str]) -> torch.Tensor:
         """The language model's prefix for each (clip, prompt): [N, 2k, n_embd]."""
-        _, audio = self._audio(clips)
-        ids, mask = self.prompt_tokenizer(prompts)
-        prompt = self.network.encode_prompt(ids.to(self.device), mask.to(self.device),
-                                            self.prompt_tokenizer.eos_token_id)
-        return self.network.prefix(audio, prompt, self.normalize_prompt)
+        import torch
+
+        with torch.no_grad():
+            _, audio = self._audio(clips)
+            ids, mask = self.prompt_tokenizer(prompts)
+            prompt = self.network.encode_prompt(ids.to(self.device), mask.to(self.device),
+                                                self.prompt_tokenizer.eos_token_id)
+            return self.network.prefix(audio, prompt, self.normalize_prompt)
 
     def _text(self, tokens: list[int]) -> str:
         # the stop token is a space: stripping removes it
@@ -174,33 +195,46 @@ class PengiModel(Model):
 
     def candidate_tokens(self, text: str) -> list[int]:
         """What beam search would have to emit to output ``text``: its tokens, then the stop token."""
+        from .text import target_tokens
+
         return target_tokens(self.decoder_tokenizer, text, self.stop_token,
                              self.cfg.gpt2.n_positions - self.cfg.prefix_tokens)
 
     # -- the protocol -------------------------------------------------------------------------
+    def generation_settings(self, config: GenerationConfig) -> dict:
+        pick = lambda given, own: own if given is None else given  # noqa: E731
+        return {"num_beams": pick(config.num_beams, self.num_beams),
+                "max_new_tokens": pick(config.max_new_tokens, self.max_new_tokens),
+                "temperature": pick(config.temperature, self.temperature), "search": "beam search"}
+
     def generate(self, requests: Sequence[GenerateRequest], config: GenerationConfig) -> list[str]:
-        beams = config.num_beams if config.num_beams is not None else self.num_beams
-        tokens = config.max_new_tokens if config.max_new_tokens is not None else self.max_new_tokens
-        temperature = config.temperature if config.temperature is not None else self.temperature
+        settings = self.generation_settings(config)
+        beams, tokens, temperature = settings["num_beams"], settings["max_new_tokens"], settings["temperature"]
+        from .decoding import beam_search
+
         if not requests:
             return []
         prefix = self._prefix([r.clip for r in requests], [r.prompt for r in requests])
         results = beam_search(self.lm, prefix, beams, tokens, temperature, self.stop_token)
         return [self._text(beams_[0].tokens) for beams_ in results]
 
-    @torch.no_grad()
     def score(self, requests: Sequence[ScoreRequest]) -> list[np.ndarray]:
+        import torch
+
+        from .decoding import shared_prefix_scores
+
         if not requests:
             return []
-        cache, last = self.lm.run_prefix(self._prefix([r.clip for r in requests], [r.prompt for r in requests]))
-        out = []
-        for i, request in enumerate(requests):
-            if not request.candidates:
-                out.append(np.zeros(0))
-                continue
-            candidates = [self.candidate_tokens(c) for c in request.candidates]
-            scores = shared_prefix_scores(self.lm, cache.select(slice(i, i + 1)), last[i], candidates)
-            out.append(scores.double().cpu().numpy())
+        with torch.no_grad():
+            cache, last = self.lm.run_prefix(self._prefix([r.clip for r in requests], [r.prompt for r in requests]))
+            out = []
+            for i, request in enumerate(requests):
+                if not request.candidates:
+                    out.append(np.zeros(0))
+                    continue
+                candidates = [self.candidate_tokens(c) for c in request.candidates]
+                scores = shared_prefix_scores(self.lm, cache.select(slice(i, i + 1)), last[i], candidates)
+                out.append(scores.double().cpu().numpy())
         return out
 
     def embed(self, clips: Sequence[Clip]) -> np.ndarray:
@@ -216,6 +250,8 @@ class PengiModel(Model):
         return self._text_encoder(list(texts))
 
     def _make_text_encoder(self):
+        from .text import clip_text_encoder, gpt2_text_encoder, sentence_transformer_encoder
+
         kind, _, arg = self.text_encoder_name.partition(":")
         device = lambda: self.device  # noqa: E731 - follows later .to() calls
         if kind == "clip":

@@ -154,6 +154,15 @@ class Whisper(Model):
         return self.torch.stack(pooled).float().cpu().numpy()
 
     # -- generate ------------------------------------------------------------------------------------
+    def generation_settings(self, config: GenerationConfig) -> dict[str, Any]:
+        """What ``generate`` decodes with: the checkpoint's defaults where the run set nothing."""
+        temperature = config.temperature or 0.0
+        beams = config.num_beams if config.num_beams is not None else self.default_beams
+        search = "sampling" if temperature > 0 else "greedy" if beams == 1 else "beam search"
+        return {"num_beams": beams, "temperature": temperature, "search": search,
+                "max_new_tokens": (config.max_new_tokens if config.max_new_tokens is not None
+                                   else self.default_max_new_tokens)}
+
     def generate(self, requests: Sequence[GenerateRequest], config: GenerationConfig) -> list[str]:
         from transformers.modeling_outputs import BaseModelOutput
 
