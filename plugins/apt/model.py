@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+import functools
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
-import torch
 
 from alm_bench import AudioFormat, Capabilities, Clip, GenerateRequest, GenerationConfig, Model, ScoreRequest
 from alm_bench.errors import UsageError
 
-from . import checkpoint as ckpt
 from .config import CONFIGS, AptConfig
-from .llm import load_llm, shared_prefix_scores
-from .network import AptNetwork
+
+# torch, transformers and the network load when a model is built, not when the plugin is listed
+# (`alm-bench list models` imports every plugin)
+if TYPE_CHECKING:
+    import torch
+
+    from .network import AptNetwork
 
 #: the public code's decoding (``LAMVicunaInstruct.generate``); from embeddings its max_length=256
 #: counts generated tokens only
@@ -22,8 +26,22 @@ DECODING = {"num_beams": 5, "max_new_tokens": 256, "min_length": 1, "top_p": 0.9
 GENERATE_BATCH = 8
 
 
+def _no_grad(method):
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        import torch
+
+        with torch.no_grad():
+            return method(*args, **kwargs)
+    return wrapper
+
+
 def build_network(cfg: AptConfig, llm_width: int, seed: int = 0) -> AptNetwork:
     """A seeded random-weight network (tests, the start of training)."""
+    import torch
+
+    from .network import AptNetwork
+
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return AptNetwork(cfg, llm_width).eval()
@@ -45,6 +63,9 @@ class AptModel(Model):
                  trust_checkpoint: bool = False) -> None:
         if config not in CONFIGS:
             raise UsageError(f"apt: unknown config {config!r}; known: {', '.join(sorted(CONFIGS))}")
+        from . import checkpoint as ckpt
+        from .llm import load_llm
+
         if checkpoint is None:
             raise UsageError(f"apt: {ckpt.HOW}")
         if llm is None:
@@ -86,6 +107,8 @@ class AptModel(Model):
         return tokenizer
 
     def _build(self, path, audio_encoder: str | None, trust: bool) -> AptNetwork:
+        from . import checkpoint as ckpt
+
         network = build_network(self.cfg, self.llm.config.hidden_size, self.seed)
         if path is not None:
             has_encoder = ckpt.load_into(network, ckpt.read_state_dict(path, trust))
@@ -127,12 +150,16 @@ class AptModel(Model):
         return self.tokenizer.bos_token_id if self.tokenizer.bos_token_id is not None else self.tokenizer.eos_token_id
 
     def _embed_ids(self, ids: list[int]) -> torch.Tensor:
+        import torch
+
         return self.llm.get_input_embeddings()(torch.tensor(ids, dtype=torch.long, device=self.device))
 
     def _sequence(self, content: Sequence, audio: dict[str, torch.Tensor]) -> torch.Tensor:
         """``[BOS] t0 <AUDIO> a1 t1 ... <AUDIO> aN tN`` as embeddings [L, D] (the paper's eq. 6); each
         clip's queries read the text that follows it, as ``lam_vicuna_instruct`` does.  Differentiable:
         training builds its inputs here too."""
+        import torch
+
         parts = [self._embed_ids([self.bos_id])]
         for i, item in enumerate(content):
             if isinstance(item, Clip):
@@ -143,9 +170,11 @@ class AptModel(Model):
                 parts.append(self._embed_ids(self._llm_ids(item)))
         return torch.cat(parts)
 
-    @torch.no_grad()
+    @_no_grad
     def _encode(self, clips: Sequence[Clip]) -> dict[str, torch.Tensor]:
         """Each distinct clip's ``ln_audio`` patch embeddings, once per call."""
+        import torch
+
         out = {}
         for clip in clips:
             if clip.sha not in out:
@@ -153,6 +182,8 @@ class AptModel(Model):
         return out
 
     def _left_padded(self, sequences: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        import torch
+
         longest = max(len(s) for s in sequences)
         width = sequences[0].shape[1]
         embeds = torch.zeros(len(sequences), longest, width, dtype=sequences[0].dtype, device=self.device)
@@ -180,7 +211,7 @@ class AptModel(Model):
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
         return {**kwargs, "pad_token_id": pad, "eos_token_id": self.tokenizer.eos_token_id}
 
-    @torch.no_grad()
+    @_no_grad
     def generate(self, requests: Sequence[GenerateRequest], config: GenerationConfig) -> list[str]:
         kwargs = self._generation_kwargs(config)
         texts: list[str] = []
@@ -196,7 +227,7 @@ class AptModel(Model):
         """What generation would emit for ``text`` after the prompt: its tokens (after a space), then eos."""
         return self.tokenizer(" " + text.strip(), add_special_tokens=False)["input_ids"] + [self.tokenizer.eos_token_id]
 
-    @torch.no_grad()
+    @_no_grad
     def score(self, requests: Sequence[ScoreRequest]) -> list[np.ndarray]:
         out = []
         for request in requests:
@@ -206,19 +237,23 @@ class AptModel(Model):
             audio = self._encode([request.clip])
             prefix = self._sequence((request.clip, request.prompt), audio)[None]
             candidates = [self.candidate_tokens(c) for c in request.candidates]
+            from .llm import shared_prefix_scores
+
             out.append(shared_prefix_scores(self.llm, prefix, candidates).double().cpu().numpy())
         return out
 
-    @torch.no_grad()
+    @_no_grad
     def embed(self, clips: Sequence[Clip]) -> np.ndarray:
         """Audio-MAE's pooled embedding (``fc_norm`` of the mean patch, its linear-probe feature),
         averaged over a long clip's segments."""
+        import torch
+
         if not clips:
             return np.zeros((0, self.cfg.encoder.hidden), np.float32)
         rows = [self.network.encode_audio(torch.from_numpy(np.asarray(c.waveform)))[1].mean(0) for c in clips]
         return torch.stack(rows).float().cpu().numpy()
 
-    @torch.no_grad()
+    @_no_grad
     def embed_text(self, texts: Sequence[str]) -> np.ndarray:
         """The Q-Former's text side (the paper matches generated answers to class names with it)."""
         if not texts:
