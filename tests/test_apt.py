@@ -52,6 +52,22 @@ def test_kaldi_fbank_frames_and_filters_follow_kaldi():
     assert banks.shape == (128, 257) and float(banks[:, -1].abs().sum()) == 0 and float(banks.max()) <= 1
 
 
+def test_kaldi_fbank_equals_the_kaldi_compatible_path_of_transformers_ast_extractor():
+    import warnings
+
+    from transformers import ASTFeatureExtractor
+    from transformers.audio_utils import spectrogram
+
+    wave = _clip("4-102844-A-49.wav").waveform[: 16_000 * 3]
+    ast = ASTFeatureExtractor(num_mel_bins=128)  # its numpy stand-in for torchaudio.compliance.kaldi.fbank
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the lowest Kaldi filters are empty at 16 kHz, in both
+        expected = spectrogram(wave - wave.mean(), ast.window, frame_length=400, hop_length=160, fft_length=512,
+                               power=2.0, center=False, preemphasis=0.97, mel_filters=ast.mel_filters, log_mel="log",
+                               mel_floor=1.192092955078125e-07, remove_dc_offset=True).T
+    np.testing.assert_allclose(kaldi_fbank(torch.from_numpy(wave), 16_000, 128).numpy(), expected, atol=1e-3)
+
+
 def test_a_long_clip_is_cut_into_segments_each_giving_its_queries():
     network = build_network(SMALL, llm_width=24)
     assert network.audio_encoder.model.patch_embed(torch.zeros(1, 1, 1024, 128)).shape == (1, 512, 32)
@@ -105,23 +121,23 @@ def smollm2_apt(tmp_path_factory):
 @needs_smollm2
 def test_every_capability_on_real_audio_with_smollm2(smollm2_apt):
     model = smollm2_apt
-    dog, rain = _clip("4-102844-A-49.wav"), _clip("4-102871-A-42.wav")
+    saw, siren = _clip("4-102844-A-49.wav"), _clip("4-102871-A-42.wav")  # ESC-50 hand saw, siren
     config = GenerationConfig(num_beams=2, max_new_tokens=3)
-    single = model.generate([GenerateRequest.single(dog, "This is a sound of")], config)
-    pair = model.generate([GenerateRequest((dog, "This is a sound of dog.", rain, "This is a sound of"))], config)
+    single = model.generate([GenerateRequest.single(saw, "This is a sound of")], config)
+    pair = model.generate([GenerateRequest((saw, "This is a sound of hand saw.", siren, "This is a sound of"))], config)
     assert all(isinstance(t, str) for t in single + pair)
     # the interleaved input is [BOS] <AUDIO> a1 t1 <AUDIO> a2 t2: two indicators and 2 x 4 queries
-    sequence = model._sequence((dog, "a", rain, "b"), model._encode([dog, rain]))
+    sequence = model._sequence((saw, "a", siren, "b"), model._encode([saw, siren]))
     assert len(sequence) == 1 + 2 * (1 + 4) + len(model._llm_ids("a")) + len(model._llm_ids("b"))
     # scoring shares the prefix's keys and values; it equals scoring each candidate from scratch
-    candidates = ("dog barking", "rain", "a crackling fire")
-    fast = model.score([ScoreRequest(dog, "This is a sound of", candidates)])[0]
-    prefix = model._sequence((dog, "This is a sound of"), model._encode([dog]))[None]
+    candidates = ("hand saw", "siren", "a crackling fire")
+    fast = model.score([ScoreRequest(saw, "This is a sound of", candidates)])[0]
+    prefix = model._sequence((saw, "This is a sound of"), model._encode([saw]))[None]
     slow = reference_scores(model.llm, prefix, [model.candidate_tokens(c) for c in candidates])
     np.testing.assert_allclose(fast, slow.double().numpy(), rtol=1e-4, atol=1e-3)
-    embeddings = model.embed([dog, rain, _clip("4-102844-A-49.wav", seconds=25)])
+    embeddings = model.embed([saw, siren, _clip("4-102844-A-49.wav", seconds=25)])
     assert embeddings.shape == (3, 32) and not np.allclose(embeddings[0], embeddings[1])
-    texts = model.embed_text(["dog", "rain", "a crackling fire"])
+    texts = model.embed_text(["hand saw", "siren", "a crackling fire"])
     assert texts.shape == (3, 32) and np.isfinite(texts).all()
 
 
