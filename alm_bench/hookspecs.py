@@ -27,6 +27,16 @@ def alm_bench_models() -> list[type]:
 
 
 @hookspec
+def alm_bench_model_prefixes() -> dict:
+    """``{prefix: resolver}`` for families of models named ``prefix:rest`` (``hear:hearbaseline``).
+
+    ``resolver(rest)`` returns a model class (as :func:`alm_bench_models` would) for a name no plugin
+    registers under its own name, or raises :class:`alm_bench.errors.UsageError` with one line saying
+    what is wrong with ``rest``.  It is called only when a run or a check names such a model.
+    """
+
+
+@hookspec
 def alm_bench_tasks() -> list[str]:
     """Paths of task spec files (YAML), or of directories holding them, this plugin provides."""
 

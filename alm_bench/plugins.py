@@ -34,16 +34,31 @@ class Registry:
     text_encoders: dict[str, Any] = field(default_factory=dict)
     loaders: dict[str, Any] = field(default_factory=dict)
     methods: dict[str, Any] = field(default_factory=dict)
+    #: model-name prefix -> (plugin, resolver): ``hear:MODULE`` and the like
+    prefixes: dict[str, tuple[str, Any]] = field(default_factory=dict)
     #: one line per plugin that failed, e.g. 'Error importing plugin "x": ...'
     errors: list[str] = field(default_factory=list)
     manager: pluggy.PluginManager | None = None
 
     # -- lookups with user-facing errors -------------------------------------------------
     def model_info(self, name: str) -> ModelInfo:
+        prefix, _, rest = name.partition(":")
+        if name not in self.models and rest and prefix in self.prefixes:
+            self.models[name] = self._resolve(prefix, rest)
         if name not in self.models:
             known = ", ".join(sorted(self.models)) or "none"
             raise UsageError(f"unknown model {name!r}; known models: {known} (see `alm-bench list models`)")
         return self.models[name]
+
+    def _resolve(self, prefix: str, rest: str) -> ModelInfo:
+        """The model class a prefix plugin builds for ``prefix:rest``, checked like a registered one."""
+        plugin, resolver = self.prefixes[prefix]
+        cls = resolver(rest)  # raises UsageError naming what is wrong with rest
+        try:
+            check_model_class(cls)
+        except PluginError as exc:
+            raise UsageError(f"model {prefix}:{rest}: {exc}") from None
+        return model_info_of(f"{prefix}:{rest}", cls, plugin)
 
     def task(self, task_id: str) -> TaskSpec:
         if task_id not in self.tasks:
@@ -126,8 +141,18 @@ def _register_models(registry: Registry, manager: pluggy.PluginManager) -> None:
             except PluginError as exc:
                 registry.errors.append(f'Error in plugin "{plugin}": {exc}')
                 continue
-            doc = (cls.description or (cls.__doc__ or "")).strip().splitlines()
-            registry.models[cls.name] = ModelInfo(cls.name, cls, plugin, cls.capabilities, doc[0] if doc else "")
+            registry.models[cls.name] = model_info_of(cls.name, cls, plugin)
+
+
+def model_info_of(name: str, cls: type, plugin: str) -> ModelInfo:
+    doc = (cls.description or (cls.__doc__ or "")).strip().splitlines()
+    return ModelInfo(name, cls, plugin, cls.capabilities, doc[0] if doc else "")
+
+
+def _register_prefixes(registry: Registry, manager: pluggy.PluginManager) -> None:
+    for plugin, mapping in _collect(manager, "alm_bench_model_prefixes", registry.errors):
+        entries = {prefix: (plugin, resolver) for prefix, resolver in dict(mapping).items()}
+        _merge(registry, plugin, "alm_bench_model_prefixes", entries, registry.prefixes)
 
 
 def _register_tasks(registry: Registry, manager: pluggy.PluginManager) -> None:
@@ -186,6 +211,7 @@ def build_registry(extra_plugins: tuple = (), autoload: bool | None = None) -> R
     for plugin, methods in _collect(manager, "alm_bench_methods", registry.errors):
         _merge(registry, plugin, "alm_bench_methods", {m.name: m for m in methods}, registry.methods)
     _register_models(registry, manager)
+    _register_prefixes(registry, manager)
     _register_tasks(registry, manager)
     return registry
 

@@ -436,7 +436,7 @@ class Runner:
             "model_plugin": self.info.plugin,
             "model_args": self.config.model_args,
             "model_config": self.model_config,
-            "model_config_hash": self.model_key.split(":", 1)[1],
+            "model_config_hash": self.model_key.rsplit(":", 1)[1],  # model names may hold ":" (hear:MODULE)
             "method_options": dict(options),
             "generation": self.model.generation_settings(self.config.generation) if "generate" in method.needs else None,
             "text_encoder": self.text_encoder_used() if method.uses_text_encoder else None,

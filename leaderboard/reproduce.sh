@@ -12,6 +12,13 @@ for model in oracle chance logmel pengi-tiny; do
   run --model "$model" --task clotho-caption,clotho-retrieval --data-dir "$SHARED/data/clotho-mini"
   run --model "$model" --task fsdd-digits --data-dir "$SHARED/data/fsdd"
 done
+# the shipped contrastive model: zero-shot by shared embeddings, embedding retrieval, probes (synthetic sounds only)
+run --model clap-tiny --task 'synth-*'
+# a HEAR 2021 module from PyPI (pip install --no-deps hearbaseline librosa: its pins no longer build)
+if python -c 'import hearbaseline.vqt' 2>/dev/null; then
+  run --model hear:hearbaseline.vqt --model-args seconds=2.0 --task fsdd-digits --data-dir "$SHARED/data/fsdd" \
+      --limit 200 --method linear_probe
+fi
 if alm-bench list models | grep -q '│ whisper '; then
   run --model whisper --model-args "checkpoint=$SHARED/assets/whisper-tiny.en" --task fsdd-digits \
       --data-dir "$SHARED/data/fsdd" --limit 200

@@ -73,11 +73,15 @@ class OracleModel(Model):
         ])
 
     def embed_text(self, texts, answers: AnswerKey = NO_ANSWERS):
-        # a reference caption also points at the clips it describes (its ideal: their hashes)
-        return np.stack([
-            self._vector(text_facets(t) + [f"audio:{sha}" for sha in self._ideal(answers, "embed_text", t, ())])
-            for t in texts
-        ])
+        return np.stack([self._vector(self._text_facets(t, self._ideal(answers, "embed_text", t, ()))) for t in texts])
+
+    @staticmethod
+    def _text_facets(text: str, ideal) -> list[str]:
+        # a label in a template ("this is a sound of dog") means its label (its ideal, a string); a
+        # reference caption also points at the clips it describes (its ideal: their hashes)
+        if isinstance(ideal, str):
+            return text_facets(ideal)
+        return text_facets(text) + [f"audio:{sha}" for sha in ideal]
 
 
 def text_facets(text: str) -> list[str]:

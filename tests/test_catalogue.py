@@ -67,6 +67,7 @@ def test_esc50_zero_shot_on_real_clips_and_probe_on_a_split_within_one_fold(regi
     results = {r.method: r for r in summary.results}
     assert results["log_likelihood"].metrics["accuracy"] == 1.0
     assert results["text_matching"].metrics["accuracy"] == 1.0
+    assert results["zero_shot_embedding"].metrics["accuracy"] == 1.0
     # a partial copy is never reported as the full dataset
     assert all(r.partial and r.expected_items == 2000 and r.dataset_items == 100 for r in results.values())
     assert not summary.skipped and "1 of the 5 official folds" in results["linear_probe"].details["split"]

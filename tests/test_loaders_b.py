@@ -455,7 +455,7 @@ def test_nlar_missing_clip_metadata_and_bad_lines(registry, tmp_path):
 
 def test_oracle_multiclass_with_folds(registry, tmp_path):
     metrics = oracle(registry, "beijing-opera", write_beijing(tmp_path / "bo"), tmp_path)
-    assert set(metrics) == {"text_matching", "log_likelihood", "linear_probe"}
+    assert set(metrics) == {"text_matching", "log_likelihood", "zero_shot_embedding", "linear_probe"}
     assert all(m["accuracy"] == 1.0 for m in metrics.values()), metrics
 
 
@@ -467,7 +467,7 @@ def test_oracle_multiclass_with_splits(registry, tmp_path):
 
 def test_oracle_multilabel(registry, tmp_path):
     metrics = oracle(registry, "nsynth-qualities", write_nsynth(tmp_path / "nsynth"), tmp_path)
-    assert set(metrics) == {"text_matching", "log_likelihood", "linear_probe"}
+    assert set(metrics) == {"text_matching", "log_likelihood", "zero_shot_embedding", "linear_probe"}
     assert all(m["mAP"] == 1.0 for m in metrics.values()), metrics
 
 

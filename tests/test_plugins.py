@@ -120,7 +120,7 @@ def test_a_model_can_wrap_another_registered_model(cache_dir, tmp_path):
                             limit=50), registry)
     (result,) = summary.results  # only log_likelihood: the wrapper declares score alone
     assert result.method == "log_likelihood" and result.metrics["accuracy"] == 0.0  # the oracle, inverted
-    assert {s.method for s in summary.skipped} == {"text_matching", "linear_probe"}
+    assert {s.method for s in summary.skipped} == {"text_matching", "zero_shot_embedding", "linear_probe"}
 
 
 def test_plugins_may_add_tasks(tmp_path):

@@ -212,3 +212,12 @@ def match_to_labels(ctx: EvalContext, outputs: list[str | None], labels: tuple[s
         rows = [i for i, o in enumerate(outputs) if o is not None]
         sims[rows] = out_vecs @ label_vecs.T
     return sims
+
+
+def cosine(rows: list, cols: list) -> np.ndarray:
+    """Cosine similarity of vectors (None for a failed one) with NaN for any failed row or column."""
+    def unit(vectors):
+        dim = next((len(v) for v in vectors if v is not None), 1)
+        m = np.stack([np.asarray(v, np.float64) if v is not None else np.full(dim, np.nan) for v in vectors])
+        return m / np.linalg.norm(m, axis=1, keepdims=True).clip(min=1e-12)
+    return unit(rows) @ unit(cols).T

@@ -1,4 +1,5 @@
-"""Classification (multiclass and multilabel): text matching, log-likelihood and linear probes."""
+"""Classification (multiclass and multilabel): text matching, log-likelihood, shared-space embeddings and
+linear probes."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ import numpy as np
 
 from .. import metrics
 from ..calls import Call
+from ..errors import UsageError
 from ..probe import FoldResult, ProbeConfig, run_probe, summarize, within_copy_split
 from ..protocol import GenerateRequest, ScoreRequest
 from ..uncertainty import Interval, average_precision, random_ranking_ap, ratio, t_interval
-from .base import (EvalContext, Method, MethodResult, Metric, count_failed, match_to_labels, outputs_or_none,
+from .base import (EvalContext, Method, MethodResult, Metric, cosine, count_failed, match_to_labels, outputs_or_none,
                    record_units)
 
 #: how a multilabel prediction is decided from per-label scores (recorded in the results' details)
@@ -185,6 +187,36 @@ class LogLikelihood(_Scored):
         return _scored_result(ctx, items, scores, outputs, outcomes)
 
 
+class ZeroShotEmbedding(_Scored):
+    """CLAP's zero-shot classification: the clip and every label (in a template) embedded into the
+    model's shared space; a label's score is its cosine with the clip."""
+
+    name = "zero_shot_embedding"
+    title = "Zero-shot: shared embeddings"
+    needs = ("embed", "shared_space")
+    options = {"template": "this is a sound of {label}", "threshold": None}
+    description = "cosine between the clip's embedding and each label's text embedding (in a template); argmax"
+
+    def evaluate(self, ctx: EvalContext) -> MethodResult:
+        items = ctx.test_items
+        texts = [ctx.options["template"].format(label=label) for label in ctx.labels]
+        audio = ctx.run([Call("embed", ctx.ref(item.audio[0]), ideal=ctx.clip_texts(item)) for item in items],
+                        "embedding audio")
+        # a label text's ground truth (for reference models) is the label it names
+        text = ctx.run([Call("embed_text", t, ideal=label) for t, label in zip(texts, ctx.labels)],
+                       "embedding labels")
+        failed = next((o.error for o in text if not o.ok), "")
+        if failed:  # a label without a vector cannot be ranked against the others
+            raise RuntimeError(f"the model failed to embed a label text: {failed}")
+        scores = cosine([o.value if o.ok else None for o in audio], [o.value for o in text])
+        outputs = [None if np.isnan(s).all() else texts[int(np.nanargmax(s))] for s in scores]
+        return _scored_result(ctx, items, scores, outputs, audio)
+
+
+#: how a linear probe is trained: alm-bench's own protocol (alm_bench.probe) or HEAR 2021's (alm_bench.hear_probe)
+PROTOCOLS = ("alm-bench", "hear")
+
+
 def _probe_map_chance(ctx: EvalContext) -> float | None:
     """Each fold's (or the test split's) items ranked at random."""
     groups: dict = {}
@@ -201,8 +233,9 @@ class LinearProbe(Method):
     metrics = (ACCURACY, Metric("mAP", chance=_probe_map_chance, headline=True, task_types=("multilabel",)))
     needs = ("embed",)
     options = {"layers": 1, "hidden_size": 256, "max_epochs": 200, "patience": 20,
-               "learning_rates": [1e-4, 1e-3, 1e-2]}
-    description = "HEAR-style probe on frozen embeddings: predefined folds or the dataset's splits"
+               "learning_rates": [1e-4, 1e-3, 1e-2], "protocol": "alm-bench", "hear_grid": {}}
+    description = ("HEAR-style probe on frozen embeddings: predefined folds or the dataset's splits "
+                   "(protocol: alm-bench, or hear for HEAR 2021's grid; hear_grid overrides its fields)")
 
     def evaluate(self, ctx: EvalContext) -> MethodResult:
         items = ctx.items
@@ -219,18 +252,14 @@ class LinearProbe(Method):
             fallback = (f"the copy holds items of {present} of the {ctx.spec.folds} official folds: probed on a "
                         f"seeded (seed {ctx.seed}), stratified 60/20/20 train/valid/test split within it, "
                         "not comparable with fold results")
-        config = ProbeConfig(layers=ctx.options["layers"], hidden_size=ctx.options["hidden_size"],
-                             learning_rates=tuple(ctx.options["learning_rates"]), max_epochs=ctx.options["max_epochs"],
-                             patience=ctx.options["patience"], seed=ctx.seed)
-        folds = ctx.memo(
-            "linear_probe", [x, y, [str(g) for g in groups], ctx.spec.multilabel, dataclasses.asdict(config)],
-            lambda: run_probe(x, y, groups, multilabel=ctx.spec.multilabel, config=config,
-                              folds=bool(ctx.spec.folds) and not fallback),
-            encode=lambda folds: [dataclasses.asdict(f) for f in folds],
-            decode=lambda rows: [FoldResult(**row) for row in rows])
+        if ctx.options["protocol"] not in PROTOCOLS:
+            raise UsageError(f"linear_probe protocol {ctx.options['protocol']!r} is unknown; "
+                             f"choose {' or '.join(PROTOCOLS)}")
+        train = self._hear if ctx.options["protocol"] == "hear" else self._default
+        folds, setup = train(ctx, x, y, groups, bool(ctx.spec.folds) and not fallback)
         mean, std = summarize(folds)
         metric = "mAP" if ctx.spec.multilabel else "accuracy"
-        details = {"layers": config.layers, "std": std, "labels": list(ctx.labels), "folds": [
+        details = {**setup, "std": std, "labels": list(ctx.labels), "folds": [
             {"test_fold": f.test_fold, metric: f.metric, "learning_rate": f.learning_rate, "epochs": f.epochs}
             for f in folds]}
         if fallback:
@@ -238,6 +267,35 @@ class LinearProbe(Method):
         records = _probe_records(ctx, items, groups, folds, outcomes)
         n_failed = sum(1 for r in records if r["error"])
         return MethodResult({metric: mean}, records, len(records), n_failed, details=details)
+
+    @staticmethod
+    def _default(ctx: EvalContext, x, y, groups, by_folds: bool) -> tuple[list[FoldResult], dict]:
+        config = ProbeConfig(layers=ctx.options["layers"], hidden_size=ctx.options["hidden_size"],
+                             learning_rates=tuple(ctx.options["learning_rates"]), max_epochs=ctx.options["max_epochs"],
+                             patience=ctx.options["patience"], seed=ctx.seed)
+        folds = ctx.memo(
+            "linear_probe", [x, y, [str(g) for g in groups], ctx.spec.multilabel, dataclasses.asdict(config)],
+            lambda: run_probe(x, y, groups, multilabel=ctx.spec.multilabel, config=config, folds=by_folds),
+            encode=lambda folds: [dataclasses.asdict(f) for f in folds],
+            decode=lambda rows: [FoldResult(**row) for row in rows])
+        return folds, {"protocol": "alm-bench", "layers": config.layers}
+
+    @staticmethod
+    def _hear(ctx: EvalContext, x, y, groups, by_folds: bool) -> tuple[list[FoldResult], dict]:
+        from ..hear_probe import HearGrid, run_hear_probe  # torch, only when asked for
+
+        try:
+            grid = HearGrid(**{k: tuple(v) if isinstance(v, list) else v for k, v in ctx.options["hear_grid"].items()})
+        except TypeError as exc:
+            fields = ", ".join(f.name for f in dataclasses.fields(HearGrid))
+            raise UsageError(f"linear_probe hear_grid: {exc}; its fields are {fields}") from None
+        folds, setup = ctx.memo(
+            "linear_probe_hear", [x, y, [str(g) for g in groups], ctx.spec.multilabel, dataclasses.asdict(grid)],
+            lambda: run_hear_probe(x, y, groups, multilabel=ctx.spec.multilabel, folds=by_folds, grid=grid,
+                                   seed=ctx.seed),
+            encode=lambda found: [[dataclasses.asdict(f) for f in found[0]], found[1]],
+            decode=lambda rows: ([FoldResult(**row) for row in rows[0]], rows[1]))
+        return folds, {**setup, "layers": 1 + setup["chosen"]["hidden_layers"]}
 
     def statistic(self, records, details):
         """The mean over folds of each fold's metric."""

@@ -13,7 +13,7 @@ from ..calls import Call
 from ..protocol import GenerateRequest
 from ..uncertainty import random_ranking_ap, random_recall_at_k, ratio
 from . import rerank
-from .base import EvalContext, Method, MethodResult, Metric, count_failed, record_units
+from .base import EvalContext, Method, MethodResult, Metric, cosine, count_failed, record_units
 
 _MEASURES = ("R@1", "R@5", "R@10", "mAP@10")
 
@@ -173,16 +173,8 @@ class EmbeddingRetrieval(_Retrieval):
         audio = ctx.run([Call("embed", ctx.ref(item.audio[0]), ideal=ctx.clip_texts(item)) for item in items],
                         "embedding audio")
         text = ctx.run([Call("embed_text", t) for t in texts], "embedding text")
-        text_vs_audio = _cosine([o.value if o.ok else None for o in text],
-                                [o.value if o.ok else None for o in audio])
+        text_vs_audio = cosine([o.value if o.ok else None for o in text],
+                               [o.value if o.ok else None for o in audio])
         errors = [o.error for o in audio]
         return _result(items, [None] * len(items), errors, text_vs_audio, "", owners, count_failed(audio))
 
-
-def _cosine(rows: list, cols: list) -> np.ndarray:
-    """Cosine similarity with NaN for any failed row or column."""
-    def unit(vectors):
-        dim = next((len(v) for v in vectors if v is not None), 1)
-        m = np.stack([np.asarray(v, np.float64) if v is not None else np.full(dim, np.nan) for v in vectors])
-        return m / np.linalg.norm(m, axis=1, keepdims=True).clip(min=1e-12)
-    return unit(rows) @ unit(cols).T
