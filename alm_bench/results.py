@@ -127,8 +127,13 @@ def write_files(texts: dict[Path, str]) -> None:
         raise
 
 
+def portable_name(name: str) -> str:
+    """A model name as a folder name every file system accepts (``hear:module`` -> ``hear--module``)."""
+    return re.sub(r'[<>:"/\\|?*]', "--", name)
+
+
 def result_path(output_dir: Path, result: Result) -> Path:
-    return (Path(output_dir) / result.model / result.task / result.stem()).with_suffix(".json")
+    return (Path(output_dir) / portable_name(result.model) / result.task / result.stem()).with_suffix(".json")
 
 
 def write_result(output_dir: Path, result: Result, records: list[dict]) -> Path:

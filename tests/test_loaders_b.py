@@ -32,6 +32,13 @@ def load(registry, task, root, tmp_path):
     return registry.loaders[spec.dataset.loader](spec, root, tmp_path / "empty-cache")
 
 
+def _empty(folder: Path) -> Path:
+    """An existing folder without the dataset's layout (a folder that does not exist is the runner's
+    one-line error, tested in test_first_hour)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def status(registry, task, root, tmp_path):
     spec = registry.tasks[task]
     return registry.loaders[spec.dataset.loader].status(spec, root, tmp_path / "empty-cache")
@@ -123,7 +130,7 @@ def test_gtzan_music_speech(registry, tmp_path):
     assert_labels_declared(registry, "gtzan-music-speech", items)
     assert status(registry, "gtzan-music-speech", root, tmp_path) == "ok, partial copy (6 of 128 items)"
     with pytest.raises(DataMissing, match=r"no music_speech/ folder"):
-        load(registry, "gtzan-music-speech", tmp_path / "elsewhere", tmp_path)
+        load(registry, "gtzan-music-speech", _empty(tmp_path / "elsewhere"), tmp_path)
 
 
 # -- Beijing Opera -------------------------------------------------------------------------------
@@ -160,7 +167,7 @@ def test_beijing_opera_folder_per_instrument_and_errors(registry, tmp_path):
     with pytest.raises(DataMissing, match=r"cannot tell the instrument of other/mystery.wav"):
         load(registry, "beijing-opera", tmp_path / "copy", tmp_path)
     with pytest.raises(DataMissing, match=r"no .wav strokes under .*alm-bench data download beijing-opera"):
-        load(registry, "beijing-opera", tmp_path / "none", tmp_path)
+        load(registry, "beijing-opera", _empty(tmp_path / "none"), tmp_path)
 
 
 # -- NSynth --------------------------------------------------------------------------------------
@@ -318,7 +325,7 @@ def test_ravdess_speech_folds_are_actors(registry, tmp_path):
     assert_labels_declared(registry, "ravdess", items)
     assert status(registry, "ravdess", root, tmp_path) == "ok, partial copy (18 of 1440 items)"
     with pytest.raises(DataMissing, match=r"no Actor_XX/\*\.wav under .*alm-bench data download ravdess"):
-        load(registry, "ravdess", tmp_path / "none", tmp_path)
+        load(registry, "ravdess", _empty(tmp_path / "none"), tmp_path)
 
 
 # -- VocalSound ----------------------------------------------------------------------------------
@@ -393,7 +400,7 @@ def test_sesa_official_split(registry, tmp_path):
     assert_labels_declared(registry, "sesa", items)
     assert status(registry, "sesa", root, tmp_path) == "ok, partial copy (9 of 585 items)"
     with pytest.raises(DataMissing, match=r"no test/\*\.wav under .*alm-bench data download sesa"):
-        load(registry, "sesa", tmp_path / "none", tmp_path)
+        load(registry, "sesa", _empty(tmp_path / "none"), tmp_path)
 
 
 @pytest.mark.parametrize("task, write, lost, left", [
@@ -448,7 +455,7 @@ def test_nlar_missing_clip_metadata_and_bad_lines(registry, tmp_path):
     with pytest.raises(DataMissing, match=r"nlar_test.jsonl line 1 lacks audio2, answer"):
         load(registry, "nlar", root, tmp_path)
     with pytest.raises(DataMissing, match=r"nlar_test.jsonl not found; get it from .* laid out as nlar_test.jsonl"):
-        load(registry, "nlar", tmp_path / "none", tmp_path)
+        load(registry, "nlar", _empty(tmp_path / "none"), tmp_path)
 
 
 # -- end to end: the oracle is perfect on every task type ----------------------------------------
