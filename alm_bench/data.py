@@ -73,7 +73,7 @@ def read_manifest(split_dir: Path, split: str) -> list[Item]:
                     answer=rec.get("answer", ""),
                     fold=int(rec.get("fold", 0)),
                     split=split,
-                    meta={k: v for k, v in rec.items() if k in ("events", "clips")},
+                    meta={k: v for k, v in rec.items() if k in ("events", "clips", "pair", "swapped")},
                 )
             )
     return items

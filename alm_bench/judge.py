@@ -93,7 +93,7 @@ class Judge:
         extra = {"gguf_file": gguf} if gguf else {}
         start = time.perf_counter()
         try:
-            with _gguf_parsed_once():
+            with gguf_parsed_once():
                 self.tokenizer = AutoTokenizer.from_pretrained(where, padding_side="left", **extra)
                 self.model = AutoModelForCausalLM.from_pretrained(where, dtype=torch.float32, **extra).eval()
         except (OSError, ValueError) as exc:
@@ -162,7 +162,7 @@ class SeededSampling:
 
 
 @contextmanager
-def _gguf_parsed_once():
+def gguf_parsed_once():
     """While a judge loads, parse a GGUF file's metadata once and build its tensor-name map once.
 
     transformers reads the file three times (tokenizer, config, weights) and builds the same name map

@@ -35,6 +35,8 @@ DATASETS: dict[str, dict[str, int]] = {
     "count": {"train": 1000, "valid": 100, "test": 200},
     "captions": {"train": 2000, "valid": 100, "test": 200},
     "compare": {"train": 1000, "valid": 100, "test": 200},
+    # items 2k and 2k+1 hold the same two clips in both orders: the answer flips when they are swapped
+    "order": {"train": 1000, "valid": 100, "test": 200},
 }
 SPLITS = ("train", "valid", "test")
 POSITIONS = ("beginning", "middle", "end")
@@ -363,6 +365,25 @@ _COMPARE_QUESTIONS = {
 }
 
 
+# ---- nonce label words: in-context few-shot labels no model can have memorised ----
+
+_ONSETS = ("b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "bl", "gr", "st", "tr")
+_VOWELS = ("a", "e", "i", "o", "u")
+_CODAS = ("", "n", "p", "x", "k", "t", "m")
+
+
+def nonce_words(rng: np.random.Generator, n: int) -> list[str]:
+    """``n`` distinct pronounceable two-syllable non-words such as 'zugam' or 'begri' (never a label of
+    the suite)."""
+    words: list[str] = []
+    while len(words) < n:
+        syllables = [_pick(rng, _ONSETS) + _pick(rng, _VOWELS) for _ in range(2)]
+        word = "".join(syllables) + _pick(rng, _CODAS)
+        if word not in words and word not in _KIND and len(word) >= 3:
+            words.append(word)
+    return words
+
+
 # ---- items ----
 
 def _rng(name: str, split: str, index: int) -> np.random.Generator:
@@ -405,12 +426,31 @@ def _compare_pair(rng: np.random.Generator, index: int) -> tuple[list[Event], li
     return ([b], [a], qtype, answer) if flip else ([a], [b], qtype, answer)
 
 
+def _order_item(split: str, index: int, item_id: str) -> tuple[list[np.ndarray], dict]:
+    """Which of two clips is louder; item 2k holds pair k in one order and item 2k+1 in the other."""
+    pair, swapped = divmod(index, 2)
+    rng = _rng("order", split, 2 * pair)  # both orders of a pair from one stream: the very same clips
+    loud = sample_event(rng, _pick(rng, EVENT_LABELS), loudness="loud")
+    quiet = sample_event(rng, _pick(rng, EVENT_LABELS), loudness="quiet")
+    question = _pick(rng, _COMPARE_QUESTIONS["loudness"])
+    clips = [[loud], [quiet]] if (pair % 2 == 0) != bool(swapped) else [[quiet], [loud]]
+    rendered = {"loud": render_clip(rng, [loud]), "quiet": render_clip(rng, [quiet])}  # a fixed order
+    order = [c[0].loudness for c in clips]
+    return [rendered[o] for o in order], {
+        "id": item_id, "audio": [f"audio/{item_id}-a.wav", f"audio/{item_id}-b.wav"], "question": question,
+        "answer": "first" if order[0] == "loud" else "second", "question_type": "loudness", "pair": pair,
+        "swapped": bool(swapped), "clips": [[e.record() for e in c] for c in clips],
+    }
+
+
 def render_item(name: str, split: str, index: int) -> tuple[list[np.ndarray], dict]:
     """The waveform(s) and metadata record of one item; no I/O, identical on every call."""
     if name not in DATASETS or split not in DATASETS[name] or not 0 <= index < DATASETS[name][split]:
         raise ValueError(f"no synthetic item {name}/{split}/{index}")
     rng = _rng(name, split, index)
     item_id = f"{name}-{split}-{index:04d}"
+    if name == "order":
+        return _order_item(split, index, item_id)
     if name == "compare":
         first, second, qtype, answer = _compare_pair(rng, index)
         question = _pick(rng, _COMPARE_QUESTIONS[qtype]).format(label=first[0].kind)

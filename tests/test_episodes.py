@@ -73,3 +73,14 @@ def test_prototype_averages_normalised_support():
     # Normalised, "a"'s support averages to 45 degrees; raw, its long first vector would drag it to ~0.
     support_x = np.array([[100.0, 0.0], [0.0, 1.0], [1.0, 0.2]])
     assert prototype_predict(support_x, ["a", "a", "b"], np.array([[1.0, 0.9]])) == ["a"]
+
+
+def test_nonce_label_words_are_drawn_per_episode_and_names_are_kept():
+    from alm_bench.evaluators.fewshot import label_words
+    from alm_bench.synth import EVENT_LABELS
+
+    episodes = sample_episodes(LABELS, ways=3, shots=1, queries_per_class=1, episodes=2, seed=0)
+    assert label_words(episodes[0], "names", 0, 0) == {c: c for c in episodes[0].classes}
+    first, again, second = (label_words(episodes[i], "nonce", 0, i) for i in (0, 0, 1))
+    assert first == again and set(first) == set(episodes[0].classes) and len(set(first.values())) == 3
+    assert set(first.values()) != set(second.values()) and not set(first.values()) & set(EVENT_LABELS)

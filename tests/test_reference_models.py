@@ -29,6 +29,8 @@ PERFECT = {
     ("synth-compare", "two_clip"): {"accuracy": 1.0},
     ("synth-fewshot", "fewshot"): {"5-way accuracy": 1.0},
     ("synth-fewshot", "fewshot_prototype"): {"5-way accuracy": 1.0},
+    ("synth-order", "two_clip"): {"accuracy": 1.0},
+    ("synth-fewshot-nonce", "fewshot"): {"5-way accuracy": 1.0},
     ("synth-retrieval", "retrieval_embedding"): {"t2a_R@1": 1.0, "a2t_R@1": 1.0, "t2a_mAP@10": 1.0},
 }
 
@@ -76,6 +78,8 @@ CHANCE = {  # (task, method, metric): expected chance level
     ("synth-compare", "two_clip", "accuracy"): 1 / 4,  # guesses among first, second, yes, no
     ("synth-fewshot", "fewshot", "5-way accuracy"): 1 / 5,
     ("synth-fewshot", "fewshot_prototype", "5-way accuracy"): 1 / 5,
+    ("synth-order", "two_clip", "accuracy"): 1 / 2,  # guesses between first and second
+    ("synth-fewshot-nonce", "fewshot", "5-way accuracy"): 1 / 5,  # among the episode's five non-words
 }
 
 
@@ -103,3 +107,11 @@ def test_chance_tagging_map_is_near_label_prevalence(chance):
 def test_chance_captions_score_far_below_oracle(chance, oracle):
     assert chance[0][("synth-caption", "captioning")].metrics["CIDEr-D"] < 0.5 * \
         oracle[0][("synth-caption", "captioning")].metrics["CIDEr-D"]
+
+
+def test_order_flip_rate_is_one_for_the_oracle_and_a_coin_for_chance(oracle, chance):
+    perfect = oracle[0][("synth-order", "two_clip")].details
+    guessed = chance[0][("synth-order", "two_clip")].details
+    assert perfect["order_pairs"] == 100 and perfect["order_flip_rate"] == 1.0
+    low, high = _binomial_band(0.5, guessed["order_pairs"])
+    assert low <= guessed["order_flip_rate"] <= high

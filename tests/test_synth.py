@@ -50,7 +50,7 @@ def spectral_centroid(x: np.ndarray) -> float:
 
 def test_labels_and_sizes_match_the_documented_suite() -> None:
     assert len(set(synth.EVENT_LABELS)) == len(synth.EVENT_LABELS) == 10
-    assert set(synth.DATASETS) == {"events", "tagging", "count", "captions", "compare"}
+    assert set(synth.DATASETS) == {"events", "tagging", "count", "captions", "compare", "order"}
     for splits in synth.DATASETS.values():
         assert set(splits) == {"train", "valid", "test"}
     assert synth.DATASETS["events"]["test"] % (synth.FOLDS * len(synth.EVENT_LABELS)) == 0
@@ -81,8 +81,9 @@ def test_splits_never_share_a_clip(name: str) -> None:
     assert not hashes["train"] & hashes["test"]
     assert not hashes["train"] & hashes["valid"]
     assert not hashes["valid"] & hashes["test"]
-    # and within a split every clip is its own draw
-    assert len(hashes["test"]) == sum(len(waves) for waves, _ in rendered(name, "test"))
+    # and within a split every clip is its own draw (an order pair shows its two clips twice)
+    shown = 2 if name == "order" else 1
+    assert len(hashes["test"]) * shown == sum(len(waves) for waves, _ in rendered(name, "test"))
 
 
 @pytest.mark.parametrize("name", list(synth.DATASETS))
@@ -169,6 +170,24 @@ def test_compare_answers_are_balanced_and_true_of_the_audio() -> None:
             assert counts == [first["count"], second["count"]] and counts[winner] > counts[1 - winner]
         else:
             assert (first["kind"] == second["kind"]) == (meta["answer"] == "yes")
+
+
+def test_order_pairs_hold_the_same_clips_swapped_and_their_answers_flip() -> None:
+    records = rendered("order", "test")
+    assert Counter(meta["answer"] for _, meta in records) == {"first": 100, "second": 100}
+    for (a, b), meta in records:
+        rms = [np.sqrt(np.mean(w.astype(np.float64) ** 2)) for w in (a, b)]
+        assert rms[0 if meta["answer"] == "first" else 1] > 3 * rms[1 if meta["answer"] == "first" else 0]
+    for ((a, b), first), ((c, d), second) in zip(records[::2], records[1::2]):
+        assert first["pair"] == second["pair"] and not first["swapped"] and second["swapped"]
+        assert clip_hash(a) == clip_hash(d) and clip_hash(b) == clip_hash(c)
+        assert {first["answer"], second["answer"]} == {"first", "second"} and first["question"] == second["question"]
+
+
+def test_nonce_words_are_distinct_seeded_non_labels() -> None:
+    words = synth.nonce_words(np.random.default_rng(3), 12)
+    assert len(set(words)) == 12 and words == synth.nonce_words(np.random.default_rng(3), 12)
+    assert not set(words) & set(synth.EVENT_LABELS) and all(w.isalpha() and len(w) >= 4 for w in words)
 
 
 def test_build_writes_a_complete_split_once(tmp_path, monkeypatch) -> None:

@@ -54,10 +54,23 @@ class _FewShot(Method):
         return result
 
 
-def _record(ctx, item, episode_index, ways, output, prediction, error, prompt="") -> dict:
-    return {"id": item.id, "episode": episode_index, "ways": ways, "prompt": prompt, "output": output,
-            "target": item.labels[0], "prediction": prediction, "correct": prediction == item.labels[0],
-            "error": error}
+def _record(ctx, item, episode_index, ways, output, prediction, error, prompt="", words=None) -> dict:
+    record = {"id": item.id, "episode": episode_index, "ways": ways, "prompt": prompt, "output": output,
+              "target": item.labels[0], "prediction": prediction, "correct": prediction == item.labels[0],
+              "error": error}
+    return {**record, "label_words": words} if words else record
+
+
+def label_words(episode: Episode, labels: str, seed: int, index: int) -> dict[str, str]:
+    """The word each class of an episode is shown with: its name, or (``labels: nonce``) a non-word
+    drawn for this episode alone, so the answer can only be read from the context (APT's few-shot
+    learner 'rather than memorising the expected answers')."""
+    if labels == "names":
+        return {c: c for c in episode.classes}
+    from ..synth import nonce_words
+
+    rng = np.random.default_rng(np.random.SeedSequence([seed, index, 0x6E6F6E6365]))
+    return dict(zip(episode.classes, nonce_words(rng, len(episode.classes))))
 
 
 class InContextFewShot(_FewShot):
@@ -68,28 +81,36 @@ class InContextFewShot(_FewShot):
     needs = ("generate", "interleaved")
     needs_prompt = True
     uses_text_encoder = True
-    description = "support clips and labels in context, then the query; text-matched to the episode's classes"
+    description = "support clips and labels in context, then the query; text-matched to the episode's label words"
+    #: ``labels``: ``names`` shows each class by its name; ``nonce`` by a non-word drawn per episode
+    options = {**_FewShot.options, "labels": "names"}
 
     def predict(self, ctx: EvalContext, episodes: list[Episode], ways: int) -> list[dict]:
         items = ctx.test_items
-        calls, where = [], []
+        if ctx.options["labels"] not in ("names", "nonce"):
+            raise ValueError(f"fewshot: labels must be 'names' or 'nonce', not {ctx.options['labels']!r}")
+        calls, where, words = [], [], []
         for e, episode in enumerate(episodes):
+            words.append(label_words(episode, ctx.options["labels"], ctx.seed, e))
+            shown = tuple(words[e][c] for c in episode.classes)
             support: tuple = ()
             for index, label in episode.support:
-                support += (ctx.ref(items[index].audio[0]), f"{ctx.prompt} {label}")
+                support += (ctx.ref(items[index].audio[0]), f"{ctx.prompt} {words[e][label]}")
             for index, label in episode.queries:
                 request = GenerateRequest(support + (ctx.ref(items[index].audio[0]), ctx.prompt))
-                calls.append(Call("generate", request, ideal=label, choices=episode.classes))
+                calls.append(Call("generate", request, ideal=words[e][label], choices=shown))
                 where.append((e, index))
         outcomes = ctx.run(calls, f"{ways}-way episodes")
-        ctx.encode_texts([o.value for o in outcomes if o.ok] + list(ctx.labels))  # one batch; later calls hit the memo
+        every_word = dict.fromkeys(w for episode_words in words for w in episode_words.values())
+        ctx.encode_texts([o.value for o in outcomes if o.ok] + list(every_word))  # one batch; later calls hit the memo
         records = []
         for (e, index), outcome in zip(where, outcomes):
             classes = episodes[e].classes
             output = outcome.value if outcome.ok else None
-            sims = match_to_labels(ctx, [output], classes)[0]
+            sims = match_to_labels(ctx, [output], tuple(words[e][c] for c in classes))[0]
             prediction = None if np.isnan(sims).all() else classes[int(np.nanargmax(sims))]
-            records.append(_record(ctx, items[index], e, ways, output, prediction, outcome.error, ctx.prompt))
+            nonce = words[e] if ctx.options["labels"] == "nonce" else None
+            records.append(_record(ctx, items[index], e, ways, output, prediction, outcome.error, ctx.prompt, nonce))
         return records
 
 

@@ -123,3 +123,24 @@ class TwoClipReasoning(QuestionAnswering):
     def request(self, ctx: EvalContext, item) -> GenerateRequest:
         clips = tuple(ctx.ref(path) for path in item.audio)
         return GenerateRequest(clips + (ctx.prompt.format(question=item.question),))
+
+    def evaluate(self, ctx: EvalContext) -> MethodResult:
+        result = super().evaluate(ctx)
+        pairs = order_pairs(ctx.test_items, result.records)
+        if pairs:
+            result.details["order_pairs"] = len(pairs)
+            result.details["order_flip_rate"] = sum(flipped for flipped in pairs) / len(pairs)
+        return result
+
+
+def order_pairs(items, records) -> list[bool]:
+    """For items that are one pair of clips shown in both orders (``synth-order``): per pair whose two
+    outputs both name one of the two answers, whether swapping the clips flipped the model's answer."""
+    answers = sorted({item.answer for item in items})
+    named: dict[int, list] = {}
+    for item, record in zip(items, records):
+        if "pair" not in item.meta:
+            return []
+        said = [a for a in answers if metrics.answers_match(record["output"], a)]
+        named.setdefault(item.meta["pair"], []).append(said[0] if len(said) == 1 else None)
+    return [a != b for a, b in (v for v in named.values() if len(v) == 2 and None not in v)]

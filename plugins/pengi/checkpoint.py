@@ -17,12 +17,7 @@ other key must match the network exactly.
 
 from __future__ import annotations
 
-import hashlib
-import os
-import pickle
 import re
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Mapping
 
@@ -30,17 +25,13 @@ import torch
 
 from alm_bench.errors import UsageError
 
+from .. import weights
+from ..weights import is_url, sha256_file, weights_dir  # noqa: F401 - part of this module's interface
 from .config import RELEASED_CHECKPOINTS
 
 RANDOM = "random"
 LEGACY_KEY = re.compile(r"^caption_decoder\.gpt\.transformer\.h\.\d+\.attn\.(bias|masked_bias)$"
                         r"|^caption_encoder\.base\.embeddings\.position_ids$")
-
-
-def weights_dir() -> Path:
-    from alm_bench.runner import default_cache_dir
-
-    return default_cache_dir() / "weights"
 
 
 def how_to_get(config: str) -> str:
@@ -61,88 +52,14 @@ def resolve(checkpoint: str | None, config: str) -> str | None:
     return str(checkpoint)
 
 
-def is_url(spec: str) -> bool:
-    return spec.startswith(("http://", "https://"))
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def local_file(spec: str, config: str, expected_sha: str | None = None) -> tuple[Path, str]:
     """(path, sha256) of a checkpoint given as a path or URL; URLs are downloaded once."""
-    if is_url(spec):
-        path = weights_dir() / _cache_name(spec)
-        if not path.exists():
-            _download(spec, path, config)
-        recorded = path.with_name(path.name + ".sha256")
-        sha = sha256_file(path)
-        if recorded.exists() and recorded.read_text().split()[0] != sha:
-            raise UsageError(f"cached checkpoint {path} does not match the checksum recorded when it was "
-                             f"downloaded; delete it to download it again")
-    else:
-        path = Path(spec).expanduser()
-        if not path.is_file():
-            raise UsageError(f"Pengi checkpoint {spec} not found; {how_to_get(config)}")
-        sha = sha256_file(path)
-    if expected_sha and sha != expected_sha.lower():
-        raise UsageError(f"checkpoint {path} has SHA-256 {sha}, not the pinned {expected_sha}")
-    return path, sha
-
-
-def _cache_name(url: str) -> str:
-    """``base.pth`` for the released URLs; other URLs get a short hash so two never collide."""
-    name = url.rstrip("/").rsplit("/", 1)[-1].split("?")[0] or "checkpoint.pth"
-    if url in RELEASED_CHECKPOINTS.values():
-        return name
-    return f"{hashlib.sha256(url.encode()).hexdigest()[:12]}-{name}"
-
-
-def _download(url: str, path: Path, config: str) -> None:
-    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f"{path.name}.{os.getpid()}.part")  # concurrent downloads never share one
-    digest = hashlib.sha256()
-    try:
-        request = urllib.request.Request(url, headers={"User-Agent": "alm-bench (pengi plugin)"})
-        with urllib.request.urlopen(request, timeout=60) as response, open(partial, "wb") as out:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            columns = (BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
-            with Progress("[progress.description]{task.description}", *columns, transient=True) as progress:
-                task = progress.add_task(f"downloading {path.name}", total=total)
-                for block in iter(lambda: response.read(1 << 20), b""):
-                    out.write(block)
-                    digest.update(block)
-                    progress.advance(task, len(block))
-    except (urllib.error.URLError, OSError) as exc:
-        partial.unlink(missing_ok=True)
-        reason = getattr(exc, "reason", exc)
-        raise UsageError(f"cannot download the Pengi checkpoint {url} ({reason}); {how_to_get(config)}") from None
-    os.replace(partial, path)
-    path.with_name(path.name + ".sha256").write_text(f"{digest.hexdigest()}  {path.name}\n")
+    return weights.local_file(spec, "Pengi", how_to_get(config), expected_sha, RELEASED_CHECKPOINTS.values())
 
 
 def read_state_dict(path: Path, trusted: bool) -> dict[str, torch.Tensor]:
-    """The state dict of a checkpoint file (``file["model"]`` when the file wraps it).
-
-    Loads with ``weights_only=True`` first; a file that needs full unpickling is loaded only when
-    ``trusted`` (the official URLs, or ``trust_checkpoint=true``), since unpickling can run code."""
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError) as exc:
-        if not trusted:
-            raise UsageError(f"{path} cannot be loaded as tensors only ({str(exc).splitlines()[0]}); if you "
-                             "trust the file, pass --model-args trust_checkpoint=true") from None
-        blob = torch.load(path, map_location="cpu", weights_only=False)
-    state = blob.get("model", blob) if isinstance(blob, Mapping) else None
-    if not isinstance(state, Mapping):
-        raise UsageError(f"{path} is not a Pengi checkpoint (no state dict under 'model')")
-    return dict(state)
+    """The state dict of a checkpoint file (``file["model"]`` when the file wraps it)."""
+    return weights.read_state_dict(path, trusted, "Pengi")
 
 
 def to_current_layout(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

