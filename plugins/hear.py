@@ -25,6 +25,7 @@ import numpy as np
 
 from alm_bench import AudioFormat, Capabilities, Model, hookimpl
 from alm_bench.errors import UsageError
+from alm_bench_plugins.weights import sha256_file
 
 API = "https://hearbenchmark.com/hear-api.html"
 MODULE_FUNCTIONS = ("load_model", "get_scene_embeddings")
@@ -58,7 +59,7 @@ class HearModel(Model):
     def config(self) -> dict[str, Any]:
         path = Path(self.weights).expanduser()
         return {"module": self.module.__name__, "version": _version(self.module), "weights": self.weights,
-                "weights_sha256": _sha256(path) if self.weights and path.is_file() else None,
+                "weights_sha256": sha256_file(path) if self.weights and path.is_file() else None,
                 "sample_rate": int(self.net.sample_rate), "seconds": self.seconds,
                 "scene_embedding_size": int(self.net.scene_embedding_size)}
 
@@ -111,9 +112,3 @@ def hear_model_class(module_name: str) -> type[HearModel]:
 @hookimpl
 def alm_bench_model_prefixes():
     return {"hear": hear_model_class}
-
-
-def _sha256(path: Path) -> str:
-    from alm_bench_plugins.pengi.checkpoint import sha256_file  # imports torch: only when weights are named
-
-    return sha256_file(path)

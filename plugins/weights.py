@@ -17,8 +17,6 @@ import urllib.request
 from pathlib import Path
 from typing import Iterable, Mapping
 
-import torch
-
 from alm_bench.errors import UsageError
 
 
@@ -95,10 +93,12 @@ def download(url: str, path: Path, what: str, how: str) -> None:
     path.with_name(path.name + ".sha256").write_text(f"{digest.hexdigest()}  {path.name}\n")
 
 
-def read_state_dict(path: Path, trusted: bool, what: str) -> dict[str, torch.Tensor]:
+def read_state_dict(path: Path, trusted: bool, what: str) -> dict:
     """The state dict of a checkpoint file (``file["model"]`` when the file wraps it, as Pengi's and
     LAVIS's do).  Loads with ``weights_only=True`` first; a file that needs full unpickling is loaded
     only when ``trusted`` (official URLs, or ``trust_checkpoint=true``), since unpickling can run code."""
+    import torch
+
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError) as exc:
@@ -110,3 +110,35 @@ def read_state_dict(path: Path, trusted: bool, what: str) -> dict[str, torch.Ten
     if not isinstance(state, Mapping):
         raise UsageError(f"{path} is not a {what} checkpoint (no state dict under 'model')")
     return dict(state)
+
+
+# -- the Hugging Face Hub (through its own cache: HF_HOME / HF_HUB_CACHE; HF_HUB_OFFLINE=1 uses the cache alone)
+def _unreachable(what: str, source: str, exc: Exception) -> UsageError:
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return UsageError(f"cannot get the {what} {source} ({type(exc).__name__}: {reason[:160]}); check the "
+                      f"name and the network, or download it and pass its local path")
+
+
+def hub_snapshot(spec: str, revision: str | None = None, what: str = "checkpoint") -> str:
+    """A local folder: ``spec`` itself when it is one, else the Hub repository ``spec`` downloaded once."""
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return str(path)
+    if path.exists() or spec.startswith((".", "/", "~")) or spec.count("/") != 1:
+        raise UsageError(f"{what} {spec} is not a folder nor a Hub repository id (owner/name)")
+    from huggingface_hub import snapshot_download
+
+    try:
+        return snapshot_download(spec, revision=revision)
+    except Exception as exc:  # offline, unknown repository, gated, ...: one line
+        raise _unreachable(what, spec, exc) from None
+
+
+def hub_file(repo: str, filename: str, what: str = "checkpoint") -> str:
+    """One file of a Hub repository, downloaded once into the Hub cache."""
+    from huggingface_hub import hf_hub_download
+
+    try:
+        return hf_hub_download(repo, filename)
+    except Exception as exc:
+        raise _unreachable(what, f"{repo}/{filename}", exc) from None

@@ -17,7 +17,7 @@ import numpy as np
 
 from alm_bench import AudioFormat, Capabilities, Model
 
-from .weights import hub_snapshot
+from alm_bench_plugins.weights import hub_snapshot
 
 DEFAULT = "laion/clap-htsat-unfused"
 

@@ -30,7 +30,7 @@ from alm_bench.errors import UsageError
 from alm_bench_plugins.pengi.config import AudioConfig, GPT2Sizes
 from alm_bench_plugins.pengi.model import fit_to_clip
 
-from .weights import hub_file
+from alm_bench_plugins.weights import hub_file, read_state_dict, sha256_file
 
 REPO = "microsoft/msclap"
 RELEASED = {"2022": "CLAP_weights_2022.pth", "2023": "CLAP_weights_2023.pth"}
@@ -79,8 +79,6 @@ class MsClap(Model):
                  tokenizer: str | None = None) -> None:
         from transformers import AutoTokenizer
 
-        from alm_bench_plugins.pengi.checkpoint import read_state_dict, sha256_file
-
         from .msclap_network import MsClapNetwork, load_released
 
         name = config or version
@@ -95,7 +93,7 @@ class MsClap(Model):
                              "from the Hugging Face Hub or omit checkpoint= to fetch it")
         self.checkpoint, self.sha256 = checkpoint or f"hf://{REPO}/{RELEASED[name]}", sha256_file(path)
         self.network = MsClapNetwork(self.cfg).eval()
-        load_released(self.network, read_state_dict(path, trusted=checkpoint is None))
+        load_released(self.network, read_state_dict(path, trusted=checkpoint is None, what="msclap"))
         self.tokenizer_name = tokenizer or self.cfg.tokenizer
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(self.tokenizer_name)
