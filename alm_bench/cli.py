@@ -22,6 +22,7 @@ from rich.table import Table
 
 from .errors import DistributedError, Interrupted, ModelOutputError, PluginError, StorageError, UsageError
 from .protocol import GenerationConfig
+from .quiet import quiet_libraries
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Benchmark audio-language models on a HEAR-style suite of tasks.")
@@ -121,7 +122,7 @@ def run(
 
     _VERBOSE["on"] = verbose
     if not verbose:
-        _quiet_libraries()
+        quiet_libraries()
     methods = tuple(m.strip() for entry in method for m in entry.split(",") if m.strip())
     config = RunConfig(
         model=model, tasks=task, methods=methods, prompt=prompt, model_args=parse_model_args(model_args),
@@ -145,20 +146,6 @@ def run(
             _print_summary(exc.summary, output_dir, registry.tasks, saved=True)
         raise
     _print_summary(summary, output_dir, registry.tasks, show_skipped=show_skipped)
-
-
-def _quiet_libraries() -> None:
-    """No warnings, download bars or log lines from the libraries on a run's screen (--verbose keeps them)."""
-    import logging
-    import os
-    import warnings
-
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    warnings.filterwarnings("ignore", module=r"(transformers|torch|sentence_transformers|sklearn|huggingface_hub)\.")
-    for name in ("transformers", "sentence_transformers", "huggingface_hub", "torch"):
-        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def _note(line: str) -> None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import inspect
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -26,6 +25,7 @@ import numpy as np
 
 from alm_bench import AudioFormat, Capabilities, Clip, GenerateRequest, GenerationConfig, Model, ScoreRequest
 from alm_bench.errors import UsageError
+from alm_bench.quiet import quiet_transformers
 
 from .adapters import adapter
 
@@ -95,7 +95,7 @@ class HFChat(Model):
     def inputs(self, conversations: list[list[dict]], generation_prompt: bool = True) -> dict:
         """The processor's tensors for conversations (input ids, attention mask, audio features), on
         the model's device and, for floating point, in its dtype."""
-        with _quiet_transformers():
+        with quiet_transformers():
             batch = self.processor.apply_chat_template(
                 conversations, add_generation_prompt=generation_prompt, tokenize=True, return_dict=True,
                 return_tensors="pt", processor_kwargs={"text_kwargs": {"padding": True}})
@@ -130,7 +130,7 @@ class HFChat(Model):
         for request in requests:  # one at a time: no padding, so a text never depends on its batch
             inputs = self.inputs([self.messages(request.content)])
             with self.torch.inference_mode(), self.torch.random.fork_rng(devices=self._rng_devices()), \
-                    _quiet_transformers():
+                    quiet_transformers():
                 self.torch.manual_seed(_seed(request))  # sampling (the run's or the checkpoint's) is repeatable
                 tokens = self.net.generate(**inputs, **kwargs)
             texts.append(self.tokenizer.decode(tokens[0, inputs["input_ids"].shape[1]:],
@@ -225,7 +225,7 @@ def _load(checkpoint: str, dtype: str, device_map: str | None):
     local = Path(checkpoint).expanduser()
     source, offline = (str(local), True) if local.is_dir() else (checkpoint, False)
     try:
-        with _quiet_transformers():
+        with quiet_transformers():
             config = AutoConfig.from_pretrained(source, local_files_only=offline)
             named = [getattr(transformers, a, None) for a in (config.architectures or [])]
             cls = next((c for c in named if c is not None), AutoModelForMultimodalLM)
@@ -247,23 +247,6 @@ def _load(checkpoint: str, dtype: str, device_map: str | None):
         raise UsageError(f"hf: {checkpoint} has no audio processor with a chat template; the hf model needs an "
                          "audio chat model (e.g. Qwen/Qwen2-Audio-7B-Instruct)")
     return processor, net
-
-
-@contextmanager
-def _quiet_transformers():
-    """transformers logs settings it chose itself and draws progress bars while loading; keep a run's
-    output readable, then restore both."""
-    from transformers.utils import logging
-
-    level, bars = logging.get_verbosity(), logging.is_progress_bar_enabled()
-    logging.set_verbosity_error()
-    logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        logging.set_verbosity(level)
-        if bars:
-            logging.enable_progress_bar()
 
 
 def _seed(request: GenerateRequest) -> int:

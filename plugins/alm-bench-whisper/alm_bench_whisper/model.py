@@ -25,6 +25,7 @@ import numpy as np
 
 from alm_bench import AudioFormat, Capabilities, Clip, GenerateRequest, GenerationConfig, Model, ScoreRequest
 from alm_bench.errors import UsageError
+from alm_bench.quiet import quiet_transformers
 
 SAMPLE_RATE = 16_000
 #: audio samples per encoder frame: the 10 ms hop of the log-mel frames, then the encoder's stride-2 convolution
@@ -186,7 +187,7 @@ class Whisper(Model):
             if temperature > 0:
                 kwargs.update(do_sample=True, temperature=temperature)
             encoded = BaseModelOutput(last_hidden_state=self.torch.stack([states[i] for i in rows]))
-            with self.torch.inference_mode(), self.torch.random.fork_rng(devices=[]), _quiet_transformers(), \
+            with self.torch.inference_mode(), self.torch.random.fork_rng(devices=[]), quiet_transformers(), \
                     _one_thread(self.torch):
                 if temperature > 0:
                     self.torch.manual_seed(_seed(requests[rows[0]], prompt))
@@ -254,7 +255,7 @@ def _load(checkpoint: str, processor_cls, model_cls):
     local = Path(checkpoint).expanduser()
     source, offline = (str(local), True) if local.is_dir() else (checkpoint, False)
     try:
-        with _quiet_transformers():
+        with quiet_transformers():
             return (processor_cls.from_pretrained(source, local_files_only=offline),
                     model_cls.from_pretrained(source, local_files_only=offline))
     except (OSError, ValueError) as exc:
@@ -281,24 +282,6 @@ def _one_thread(torch):
         yield
     finally:
         torch.set_num_threads(threads)
-
-
-@contextmanager
-def _quiet_transformers():
-    """transformers warns on Whisper generate calls about settings it chose itself (attention mask,
-    max_length beside max_new_tokens) and draws a progress bar while loading weights; keep a run's
-    output readable, then restore both."""
-    from transformers.utils import logging
-
-    level, bars = logging.get_verbosity(), logging.is_progress_bar_enabled()
-    logging.set_verbosity_error()
-    logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        logging.set_verbosity(level)
-        if bars:
-            logging.enable_progress_bar()
 
 
 def _digest(waveform: np.ndarray) -> str:
