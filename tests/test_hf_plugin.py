@@ -90,6 +90,11 @@ def test_generate_is_transformers_generate_on_the_same_inputs(models, clips, arc
     # ... and, where the run leaves them unset, the checkpoint's generation_config (greedy, 12 new tokens)
     text, length = reference()
     assert model.generate([request], GenerationConfig())[0] == text and length == 12
+    # the results record those settings: the run's where given, the checkpoint's elsewhere
+    given = model.generation_settings(GenerationConfig(num_beams=2, max_new_tokens=6))
+    own = model.generation_settings(GenerationConfig())
+    assert (given["num_beams"], given["max_new_tokens"], given["search"]) == (2, 6, "beam search")
+    assert (own["num_beams"], own["max_new_tokens"], own["search"]) == (1, 12, "greedy")
 
 
 @pytest.mark.parametrize("arch", list(ARCHITECTURES))

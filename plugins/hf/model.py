@@ -124,6 +124,19 @@ class HFChat(Model):
             kwargs["do_sample"] = False  # temperature 0: greedy (or beam search)
         return kwargs
 
+    def generation_settings(self, config: GenerationConfig) -> dict[str, Any]:
+        """What ``generate`` decodes with: the run's settings over the checkpoint's generation_config."""
+        kwargs = self.generation_kwargs(config)
+        names = ("num_beams", "max_new_tokens", "do_sample", "temperature", "top_p", "top_k", "repetition_penalty")
+        settings = {name: kwargs.get(name, getattr(self.generation, name, None)) for name in names}
+        if settings["max_new_tokens"] is None:
+            settings["max_length"] = self.generation.max_length
+        # transformers leaves unset fields None and decodes them as 1 beam, no sampling
+        settings["num_beams"], settings["do_sample"] = settings["num_beams"] or 1, bool(settings["do_sample"])
+        search = "greedy" if settings["num_beams"] == 1 else "beam search"
+        settings["search"] = "sampling" if settings["do_sample"] else search
+        return settings
+
     def generate(self, requests: Sequence[GenerateRequest], config: GenerationConfig) -> list[str]:
         kwargs = self.generation_kwargs(config)
         texts = []
