@@ -19,7 +19,7 @@ from .model import AptModel
 
 WEIGHTS = Path(__file__).resolve().parent / "weights" / "tiny"
 CHECKPOINT, LLM = WEIGHTS / "model.pt", WEIGHTS / "llm"
-TRAIN_COMMAND = "python -m alm_bench_plugins.apt.training --out plugins/apt/weights/tiny"
+TRAIN_COMMAND = "python -m alm_bench_plugins.apt.training --output plugins/apt/weights/tiny"
 
 
 def training_record() -> dict:
