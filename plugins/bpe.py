@@ -7,21 +7,22 @@ from typing import Sequence
 END_OF_TEXT = "<|endoftext|>"
 
 
-def train_tokenizer(texts: Sequence[str], vocab_size: int):
-    """A byte-level BPE of ``vocab_size`` tokens (the last one ``<|endoftext|>``), as a Hugging Face
-    tokenizer that ``AutoTokenizer.from_pretrained`` loads back from its directory."""
+def train_tokenizer(texts: Sequence[str], vocab_size: int, specials: Sequence[str] = ()):
+    """A byte-level BPE of ``vocab_size`` tokens (the last ones ``specials``, then ``<|endoftext|>``), as a
+    Hugging Face tokenizer that ``AutoTokenizer.from_pretrained`` loads back from its directory."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size - 1, min_frequency=2, show_progress=False,
+    learned = vocab_size - 1 - len(specials)
+    trainer = trainers.BpeTrainer(vocab_size=learned, min_frequency=2, show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tokenizer.train_from_iterator(texts, trainer)
-    if tokenizer.get_vocab_size() != vocab_size - 1:
-        raise ValueError(f"the corpus supports only {tokenizer.get_vocab_size()} BPE tokens, not {vocab_size - 1}; "
+    if tokenizer.get_vocab_size() != learned:
+        raise ValueError(f"the corpus supports only {tokenizer.get_vocab_size()} BPE tokens, not {learned}; "
                          "use a configuration with a smaller vocabulary")
-    tokenizer.add_special_tokens([END_OF_TEXT])
+    tokenizer.add_special_tokens([*specials, END_OF_TEXT])
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token=END_OF_TEXT, eos_token=END_OF_TEXT,
                                    unk_token=END_OF_TEXT, model_max_length=1024)

@@ -150,11 +150,10 @@ def test_decoding_defaults_are_the_public_codes_and_the_runner_overrides_them(sm
     assert (overridden["num_beams"], overridden["max_new_tokens"]) == (1, 7)
 
 
-def test_apt_and_apt_tiny_are_registered_and_untrained_apt_tiny_says_so(registry):
+def test_apt_and_apt_tiny_are_registered(registry):
     assert registry.models["apt"].plugin == "apt"
     assert registry.models["apt"].capabilities.names() == ["generate", "embed", "score", "interleaved", "text_encoder"]
-    with pytest.raises(UsageError, match="apt-tiny is not trained yet.*alm_bench_plugins.apt.training"):
-        registry.load_model("apt-tiny", {})
+    assert registry.models["apt-tiny"].capabilities == registry.models["apt"].capabilities
 
 
 def test_training_examples_follow_the_curriculum():
@@ -163,15 +162,33 @@ def test_training_examples_follow_the_curriculum():
 
     recipe = training.Recipe(items=12)
     rng = np.random.default_rng(0)
-    single, tagged = training.single_examples(recipe, rng)
-    prompts = {content[-1].split(" ")[0] for content, _ in single}
-    assert {"This", "Describe", "Summarize", "when", "question:"} <= prompts
-    multi = training.multi_examples(recipe, tagged, rng)
-    episodes = [(c, a) for c, a in multi if len(c) == 12]  # 5 x (clip, "This is a sound of WORD") + query clip, prompt
-    pairs = [(c, a) for c, a in multi if len(c) == 3]
-    assert len(pairs) == 24 and {a for _, a in pairs} <= {"first", "second", "yes", "no"}
-    named = [a for _, a in episodes if a in synth.EVENT_LABELS]
-    assert len(episodes) == 12 and 0 < len(named) < 12  # label words: the kinds' names or non-words
-    for content, answer in episodes:
-        words = [t[len(training.SOUND_OF) + 1:] for t in content[1:10:2]]
-        assert answer in words and len(set(words)) == 5 and content[-1] == training.SOUND_OF
+    clips = training.Clips()
+    single = training.single_examples(recipe, clips, rng)
+    prompts = {e.content[-1] for e in single}
+    assert {training.SOUND_OF, training.SUITE_SOUND_OF, training.DESCRIBE, training.SUITE_CAPTION,
+            training.KEY_WORDS} <= prompts
+    assert {e.content[-1].split(" ")[1] for e in single if e.content[-1].startswith("question:")} >= {"when", "how"}
+    multi = training.multi_examples(recipe, clips, rng)
+    episodes = [e for e in multi if len(e.content) == 12]  # 5 x (clip, "<prompt> WORD") + query clip, prompt
+    pairs = [e for e in multi if len(e.content) == 3]
+    assert len(pairs) == 24 and {e.answer for e in pairs} <= {"first", "second", "yes", "no"}
+    named = [e for e in episodes if e.answer in synth.EVENT_LABELS]
+    assert len(episodes) == 24 and 0 < len(named) < 24  # label words: the kinds' names or non-words
+    for e in episodes:
+        prompt = e.content[-1]
+        words = [t[len(prompt) + 1:] for t in e.content[1:10:2]]
+        assert e.answer in words and len(set(words)) == 5 and prompt in (training.SOUND_OF, training.SUITE_SOUND_OF)
+        query_kind = clips.events[e.content[-2].sha][0]["kind"]
+        support_kind = clips.events[e.content[2 * words.index(e.answer)].sha][0]["kind"]
+        assert query_kind == support_kind
+    # in text-only pretraining a clip is its events in words, after the word that stands for audio
+    text = training.as_text(pairs[0], clips)
+    assert text[0].startswith(training.AUDIO_WORD + " ") and text[-1] == pairs[0].answer
+
+
+def test_describe_states_every_attribute_in_time_order():
+    from alm_bench_plugins.apt.training import describe
+
+    events = [{"kind": "beep", "count": 2, "loudness": "loud", "pitch": "high", "position": "beginning"},
+              {"kind": "rumble", "count": 1, "loudness": "quiet", "pitch": None, "position": "end"}]
+    assert describe(events) == "two loud high beeps at the beginning, then one quiet rumble at the end"

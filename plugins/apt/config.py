@@ -79,10 +79,13 @@ class AptConfig:
 
 CONFIGS: dict[str, AptConfig] = {"base": AptConfig()}
 
-#: 2 s of 16 kHz audio (the synthetic suite's clips) fills one 208-frame segment: a 64-bin fbank,
-#: 16x16 patches -> 13 x 4 = 52 patches; a 4-layer 128-d ViT, a 2-layer Q-Former with 8 queries
+#: 2 s of 16 kHz audio (the synthetic suite's clips) fills one 208-frame segment: a 64-bin fbank
+#: (normalised by the synthetic clips' mean and deviation), 16x16 patches -> 13 x 4 = 52 patches; a
+#: 4-layer 128-d ViT whose head tells kinds and their attributes (``training.ENCODER_OUTPUTS``), a
+#: 2-layer Q-Former with 8 queries
 CONFIGS["tiny"] = AptConfig(
-    encoder=EncoderConfig(n_mels=64, target_frames=208, hidden=128, depth=4, heads=4, num_classes=10),
+    encoder=EncoderConfig(n_mels=64, target_frames=208, hidden=128, depth=4, heads=4, num_classes=120,
+                          fbank_mean=-10.0, fbank_std=4.0),
     qformer=QFormerConfig(hidden=128, layers=2, heads=4, intermediate=256, queries=8, vocab_size=512,
                           max_positions=128),
     max_text_tokens=64,

@@ -1,11 +1,12 @@
 """``apt-tiny``: APT's architecture at a size that trains on 2 CPU cores, trained by alm-bench on its
 synthetic suite (``training``) and to be shipped inside the package, as ``pengi-tiny`` is.
 
-Its weights are not trained yet (issue 16, part 2): until ``weights/tiny/`` holds them, asking for
-``apt-tiny`` says so in one line (exit 2) instead of running random weights under a trained name.
-With weights it is the ``apt`` model with other defaults: the ``tiny`` configuration, the shipped
-checkpoint (Audio-MAE included), the shipped language model (pretrained on the suite's texts, then
-frozen) whose tokenizer the Q-Former shares, and 40 new tokens.  Every ``apt`` model argument applies.
+It is the ``apt`` model with other defaults: the ``tiny`` configuration, the shipped checkpoint
+(Audio-MAE included), the shipped language model (pretrained on the suite's texts, then frozen) whose
+tokenizer the Q-Former shares, and greedy decoding of at most 40 new tokens with no repetition
+penalty (the public code's beam 5 and penalty 1.5 suit Vicuna; a 2-layer model's answers repeat kind
+names legitimately, and greedy is five times cheaper).  Every ``apt`` model argument applies, the
+public code's decoding included (``num_beams=5,repetition_penalty=1.5``).
 """
 
 from __future__ import annotations
@@ -29,16 +30,18 @@ def training_record() -> dict:
 
 class AptTinyModel(AptModel):
     name = "apt-tiny"
-    description = "APT's architecture at CPU size, trained by alm-bench on its synthetic suite (not trained yet)"
+    description = "APT's architecture at CPU size, trained by alm-bench on its synthetic suite and shipped"
 
     def __init__(self, checkpoint: str | None = None, llm: str | None = None, config: str = "tiny",
-                 qformer_tokenizer: str = "llm", max_new_tokens: int = 40, **args) -> None:
+                 qformer_tokenizer: str = "llm", max_new_tokens: int = 40, num_beams: int = 1,
+                 repetition_penalty: float = 1.0, **args) -> None:
         self.shipped = checkpoint is None
         if self.shipped and not CHECKPOINT.is_file():
-            raise UsageError(f"apt-tiny is not trained yet: no weights ship in this version; make them with "
-                             f"`{TRAIN_COMMAND}` or run --model apt with checkpoint=PATH,llm=PATH")
+            raise UsageError(f"apt-tiny's weights are missing from this installation ({CHECKPOINT}); reinstall "
+                             f"alm-bench, or make them with `{TRAIN_COMMAND}`")
         super().__init__(checkpoint=checkpoint or str(CHECKPOINT), llm=llm or str(LLM), config=config,
-                         qformer_tokenizer=qformer_tokenizer, max_new_tokens=max_new_tokens, **args)
+                         qformer_tokenizer=qformer_tokenizer, max_new_tokens=max_new_tokens, num_beams=num_beams,
+                         repetition_penalty=repetition_penalty, **args)
 
     def config(self) -> dict:
         config = super().config()

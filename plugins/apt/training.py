@@ -1,27 +1,29 @@
-"""Train ``apt-tiny`` on the synthetic suite with APT's curriculum (a skeleton; see "What remains").
+"""Train ``apt-tiny`` on the synthetic suite's train splits with APT's curriculum.
 
-    python -m alm_bench_plugins.apt.training --output plugins/apt/weights/tiny --seed 0 --threads 2
+    python -m alm_bench_plugins.apt.training --output plugins/apt/weights/tiny --threads 2
 
 Stages, in order; each trains only what the paper trains at that point:
 
-- ``lm``: the language model (a 2-layer Llama-style decoder over a 512-token BPE of the suite's
-  texts) is pretrained on those texts, then frozen for good, as the paper freezes Vicuna.
-- ``encoder``: the tiny Audio-MAE is pretrained by tagging the kinds of the training clips (no
-  pretrained Audio-MAE this small exists), then frozen, as the paper freezes Audio-MAE.
+- ``lm``: the language model (a small Llama-style decoder over a 512-token BPE of the suite's texts)
+  is pretrained on text, then frozen for good, as the paper freezes Vicuna.  Its texts are the suite's
+  instructions and answers, and the very examples of stages 1 and 2 with each clip written as words
+  (``<audio>`` then a plain description of its events): the text-only skills a pretrained LLM brings
+  to APT (answering from a description, comparing two, reading labels from context) come from here.
+- ``encoder``: the tiny Audio-MAE is pretrained to tell each clip's kinds and, per kind, its loudness,
+  pitch, position and count (no pretrained Audio-MAE this small exists), then frozen, as the paper
+  freezes Audio-MAE.
 - stage 0, ``align``: audio-text alignment of the aligner (Q-Former + queries): a contrastive loss
-  between the mean query output and the Q-Former's text embedding of the clip's caption.
+  between the mean query output and the Q-Former's text embedding of the clip's description.
 - stage 1, ``single``: one clip, instruction -> answer, next-token loss on the answer (+ eos):
-  tagging ("This is a sound of"), captioning ("Describe the audio clip concisely."), key words
-  ("Summarize the audio with key words."), counting questions, when-does-it-happen questions.
+  tagging, captioning, key words, counting and when-does-it-happen questions, each under the paper's
+  prompt and the suite's (Pengi's) prompt.
 - stage 2, ``multi``: several clips: few-shot episodes with the label words in context (the kinds'
-  names or, half of the time, non-words drawn for the episode, so labels are read from the context),
-  and two-clip questions (``compare`` and ``order``).
+  names or, half of the time, non-words drawn for the episode, so that labels are read from the
+  context and not memorised), two-clip questions (``compare`` and ``order``), and single-clip
+  examples so that stage 1's skills stay.
 
 Everything is seeded (rendering, example order, initialisation); ``training.json`` beside the
-weights records the command, per-stage losses, time, versions and the weights' SHA-256.
-
-What remains (issue 16, part 2): step counts and learning rates that reach the issue's floors in
-about 45 minutes on 2 cores; a validation pass per stage; shipping the weights.
+weights records the command, per-stage losses and seconds, versions and the weights' SHA-256.
 """
 
 from __future__ import annotations
@@ -49,212 +51,371 @@ from .checkpoint import to_lavis
 from .config import CONFIGS
 
 SOUND_OF, DESCRIBE, KEY_WORDS = "This is a sound of", "Describe the audio clip concisely.", "Summarize the audio with key words."
+#: the synthetic tasks' own prompts (Pengi's), which a run of the suite sends
+SUITE_SOUND_OF, SUITE_CAPTION, SUITE_METADATA = "this is a sound of", "generate audio caption", "generate metadata"
 QUESTION = "question: {question}"
 WHEN = "when does the {kind} happen?"
+#: stands for a clip in the language model's text-only pretraining; the audio-indicator token starts as its embedding
+AUDIO_WORD = "<audio>"
 
 
 @dataclass(frozen=True)
 class Recipe:
     config: str = "tiny"
     seed: int = 0
-    items: int = 400  # items per training dataset
-    batch_size: int = 16
-    lm_steps: int = 300
-    encoder_steps: int = 300
-    align_steps: int = 200
-    single_steps: int = 600
-    multi_steps: int = 600
+    items: int = 1000  # items per training dataset (at most its train split)
+    batch_size: int = 32
+    lm_steps: int = 3000
+    encoder_steps: int = 1500
+    align_steps: int = 300
+    single_steps: int = 2000
+    multi_steps: int = 3000
     learning_rate: float = 1e-3
+    lm_learning_rate: float = 2e-3
     lm_layers: int = 2
     lm_width: int = 128
 
 
+@dataclass(frozen=True)
+class Example:
+    """One instruction: clips and text interleaved as a ``GenerateRequest``'s content, and the answer."""
+
+    content: tuple
+    answer: str
+
+
+# -- words for clips -----------------------------------------------------------------------------
+_COUNT = {1: "one", 2: "two", 3: "three", 4: "four"}
+
+
+def describe(events: Sequence[dict]) -> str:
+    """A clip's events as plain words, e.g. 'two loud high beeps at the beginning, then one quiet rumble at
+    the end': what the language model reads in place of a clip before it ever sees audio."""
+    parts = []
+    for e in events:
+        kind = synth._KIND[e["kind"]]
+        noun = kind.label if e["count"] == 1 else kind.plural
+        parts.append(" ".join(w for w in (_COUNT[e["count"]], e["loudness"], e["pitch"] or "", noun,
+                                          "at the " + e["position"]) if w))
+    return ", then ".join(parts)
+
+
+class Clips:
+    """Rendered training clips: each clip's waveform and its events (the ground truth behind every target)."""
+
+    def __init__(self) -> None:
+        self.events: dict[str, list[dict]] = {}
+        self.clips: dict[str, Clip] = {}
+
+    def add(self, wave: np.ndarray, key: str, events: Sequence[dict]) -> Clip:
+        clip = Clip(np.asarray(wave, np.float32), key)
+        self.clips[clip.sha], self.events[clip.sha] = clip, list(events)
+        return clip
+
+    def text(self, clip: Clip) -> str:
+        return f"{AUDIO_WORD} {describe(self.events[clip.sha])}"
+
+
 # -- examples ------------------------------------------------------------------------------------
-def _clip(wave: np.ndarray, key: str) -> Clip:
-    return Clip(np.asarray(wave, np.float32), key)
+def _kinds_answer(rng: np.random.Generator, events: Sequence[dict]) -> str:
+    """The kinds present, in a random order: a set, so no kind is favoured by coming first."""
+    kinds = list(dict.fromkeys(e["kind"] for e in events))
+    return ", ".join(kinds[i] for i in rng.permutation(len(kinds)))
 
 
-def single_examples(recipe: Recipe, rng: np.random.Generator) -> tuple[list[tuple], list[tuple[Clip, list[str]]]]:
-    """(content, answer) pairs of stage 1, and (clip, kinds) for the encoder and alignment stages."""
-    examples, tagged = [], []
-    for name in ("events", "tagging", "captions", "count"):
+def single_examples(recipe: Recipe, clips: Clips, rng: np.random.Generator) -> list[Example]:
+    """Stage 1: every single-clip skill, each under the paper's prompt and the suite's."""
+    examples = []
+    for name in ("events", "tagging", "count", "captions"):
         for index in range(min(recipe.items, synth.DATASETS[name]["train"])):
             (wave,), record = synth.render_item(name, "train", index)
-            clip = _clip(wave, record["id"])
-            kinds = [e["kind"] for e in record["events"]]
-            tagged.append((clip, kinds, (record.get("captions") or [", ".join(kinds)])[0]))
-            examples += [((clip, SOUND_OF), ", ".join(kinds)), ((clip, KEY_WORDS), ", ".join(dict.fromkeys(kinds)))]
-            examples += [((clip, WHEN.format(kind=e["kind"])), e["position"]) for e in record["events"]]
-            if "captions" in record:
-                examples.append(((clip, DESCRIBE), record["captions"][int(rng.integers(5))]))
-            if "question" in record:
-                examples.append(((clip, QUESTION.format(question=record["question"])), record["answer"]))
-    return examples, tagged
+            events = record["events"]
+            clip = clips.add(wave, record["id"], events)
+            for prompt in (SOUND_OF, SUITE_SOUND_OF, KEY_WORDS, SUITE_METADATA):
+                examples.append(Example((clip, prompt), _kinds_answer(rng, events)))
+            captions = record.get("captions") or (synth.make_captions(rng, [_event(e) for e in events], 2)
+                                                  if len(events) <= 2 else [])  # the grammar has one or two events
+            for prompt in (DESCRIBE, SUITE_CAPTION) if captions else ():
+                examples.append(Example((clip, prompt), captions[int(rng.integers(len(captions)))]))
+            e = events[int(rng.integers(len(events)))]
+            examples.append(Example((clip, QUESTION.format(question=WHEN.format(kind=e["kind"]))), e["position"]))
+            question = record.get("question") or synth.count_question(rng, e["kind"])
+            examples.append(Example((clip, QUESTION.format(question=question)), str(e["count"])))
+    return examples
 
 
-def multi_examples(recipe: Recipe, tagged: Sequence, rng: np.random.Generator) -> list[tuple]:
-    """Two-clip questions and few-shot episodes (5-way 1-shot, names or non-words)."""
+def _event(record: dict) -> synth.Event:
+    fields = {f.name for f in dataclasses.fields(synth.Event)}
+    return synth.Event(**{k: (tuple(v) if k == "onsets" else v) for k, v in record.items() if k in fields},
+                       f0=0.0, level_db=0.0)
+
+
+def multi_examples(recipe: Recipe, clips: Clips, rng: np.random.Generator) -> list[Example]:
+    """Stage 2: two-clip questions and few-shot episodes (5-way 1-shot; names or non-words)."""
     examples = []
     for name in ("compare", "order"):
         for index in range(min(recipe.items, synth.DATASETS[name]["train"])):
             (a, b), record = synth.render_item(name, "train", index)
-            content = (_clip(a, record["id"] + "a"), _clip(b, record["id"] + "b"), QUESTION.format(question=record["question"]))
-            examples.append((content, record["answer"]))
-    singles = [(clip, kinds[0]) for clip, kinds, _ in tagged if len(kinds) == 1]
+            pair = tuple(clips.add(w, f"{record['id']}{s}", c) for w, s, c in zip((a, b), "ab", record["clips"]))
+            examples.append(Example(pair + (QUESTION.format(question=record["question"]),), record["answer"]))
     by_kind: dict[str, list[Clip]] = {}
-    for clip, kind in singles:
-        by_kind.setdefault(kind, []).append(clip)
-    available = sorted(by_kind)  # every kind once the training items are many; a few may lack clips in a short run
-    for _ in range(recipe.items if len(available) >= 5 else 0):
+    for sha, events in clips.events.items():
+        if len(events) == 1:
+            by_kind.setdefault(events[0]["kind"], []).append(clips.clips[sha])
+    available = sorted(by_kind)
+    for _ in range(2 * recipe.items):
         kinds = [available[i] for i in rng.choice(len(available), 5, replace=False)]
         words = synth.nonce_words(rng, 5) if rng.random() < 0.5 else kinds
-        support = [(by_kind[k][int(rng.integers(len(by_kind[k])))], w) for k, w in zip(kinds, words)]
-        order = rng.permutation(5)
-        content = sum(((support[i][0], f"{SOUND_OF} {support[i][1]}") for i in order), ())
+        prompt = SOUND_OF if rng.random() < 0.5 else SUITE_SOUND_OF
+        content: tuple = ()
+        for i in rng.permutation(5):
+            content += (by_kind[kinds[i]][int(rng.integers(len(by_kind[kinds[i]])))], f"{prompt} {words[i]}")
         target = int(rng.integers(5))
         query = by_kind[kinds[target]][int(rng.integers(len(by_kind[kinds[target]])))]
-        examples.append((content + (query, SOUND_OF), words[target]))
+        examples.append(Example(content + (query, prompt), words[target]))
     return examples
 
 
-def corpus(single: Sequence, multi: Sequence) -> list[str]:
-    texts = [SOUND_OF, DESCRIBE, KEY_WORDS, *synth.EVENT_LABELS]
-    for content, answer in [*single, *multi]:
-        texts += [c for c in content if isinstance(c, str)] + [answer]
-    return texts
+def as_text(example: Example, clips: Clips) -> tuple[str, ...]:
+    """The example with each clip written as words: the parts the language model reads, then the answer."""
+    return tuple(clips.text(c) if isinstance(c, Clip) else c for c in example.content) + (example.answer,)
 
 
 # -- stages --------------------------------------------------------------------------------------
-def _adam(params, recipe: Recipe):
-    return torch.optim.AdamW([p for p in params if p.requires_grad], lr=recipe.learning_rate, weight_decay=0.01)
+def _adam(params, lr: float):
+    return torch.optim.AdamW([p for p in params if p.requires_grad], lr=lr, weight_decay=0.01)
 
 
-def _batches(n: int, steps: int, batch_size: int, rng: np.random.Generator):
-    for _ in range(steps):
-        yield rng.choice(n, size=min(batch_size, n), replace=False)
+def _schedule(optimizer, steps: int):
+    """Linear warm-up over the first 5% of steps, then cosine decay to 10%."""
+    warm = max(1, steps // 20)
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        return 0.1 + 0.45 * (1 + np.cos(np.pi * (step - warm) / max(1, steps - warm)))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def pretrain_lm(tokenizer, texts: Sequence[str], recipe: Recipe, rng: np.random.Generator):
-    """A small Llama-style causal LM trained on the suite's texts, returned frozen."""
+def _fit(name: str, params, steps: int, n: int, lr: float, recipe: Recipe, rng: np.random.Generator, loss_of) -> list[float]:
+    """The one training loop: ``loss_of(rows)`` on seeded random batches; a line of progress every 10%."""
+    optimizer = _adam(params, lr)
+    schedule, losses, start = _schedule(optimizer, steps), [], time.perf_counter()
+    for step in range(steps):
+        loss = loss_of(rng.choice(n, size=min(recipe.batch_size, n), replace=False))
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]], 1.0)
+        optimizer.step()
+        schedule.step()
+        losses.append(float(loss.detach()))
+        if (step + 1) % max(1, steps // 10) == 0:
+            print(f"  {name} {step + 1}/{steps}: loss {np.mean(losses[-50:]):.3f} "
+                  f"({time.perf_counter() - start:.0f} s)", flush=True)
+    return losses
+
+
+def text_ids(tokenizer, parts: Sequence[str]) -> tuple[list[int], int]:
+    """Token ids of ``[BOS] part ... answer [EOS]`` tokenised piece by piece as the model does, and where
+    the answer starts."""
+    ids = [tokenizer.bos_token_id]
+    for part in parts[:-1]:
+        ids += tokenizer(part, add_special_tokens=False)["input_ids"]
+    answer = tokenizer(" " + parts[-1].strip(), add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    return ids + answer, len(ids)
+
+
+def pretrain_lm(tokenizer, sequences: Sequence[list[int]], recipe: Recipe, rng: np.random.Generator):
+    """A small Llama-style causal LM trained on token sequences, returned frozen."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=recipe.lm_width, intermediate_size=4 * recipe.lm_width,
                          num_hidden_layers=recipe.lm_layers, num_attention_heads=4, num_key_value_heads=4,
                          max_position_embeddings=512, bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id, tie_word_embeddings=True)
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.eos_token_id,
+                         tie_word_embeddings=True)
     lm = LlamaForCausalLM(config)
-    optimizer, losses = _adam(lm.parameters(), recipe), []
-    for rows in _batches(len(texts), recipe.lm_steps, recipe.batch_size, rng):
-        enc = tokenizer([tokenizer.bos_token + texts[i] + tokenizer.eos_token for i in rows], padding=True,
-                        return_tensors="pt", add_special_tokens=False)
-        labels = enc["input_ids"].masked_fill(enc["attention_mask"] == 0, -100)
-        loss = lm(**enc, labels=labels).loss
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(float(loss.detach()))
+
+    def loss_of(rows):
+        batch = [torch.tensor(sequences[i]) for i in rows]
+        ids = torch.nn.utils.rnn.pad_sequence(batch, batch_first=True)
+        mask = torch.nn.utils.rnn.pad_sequence([torch.ones_like(b) for b in batch], batch_first=True)
+        return lm(input_ids=ids, attention_mask=mask, labels=ids.masked_fill(mask == 0, -100)).loss
+
+    losses = _fit("lm", lm.parameters(), recipe.lm_steps, len(sequences), recipe.lm_learning_rate, recipe, rng, loss_of)
     return lm.eval().requires_grad_(False), losses
 
 
-def pretrain_encoder(model, tagged: Sequence, recipe: Recipe, rng: np.random.Generator) -> list[float]:
-    """Tag the kinds of each clip through the ViT's head, then freeze the encoder."""
+_ATTRIBUTES = {"loudness": ("quiet", "loud"), "pitch": ("low", "high"), "position": synth.POSITIONS,
+               "count": (1, 2, 3, 4)}
+ENCODER_OUTPUTS = len(synth.EVENT_LABELS) * (1 + sum(len(v) for v in _ATTRIBUTES.values()))
+
+
+def encoder_targets(events: Sequence[dict]) -> tuple[torch.Tensor, list[tuple[int, int, int]]]:
+    """Multi-hot kinds, and (kind, attribute offset, class) for each attribute of each present kind."""
+    kinds = torch.zeros(len(synth.EVENT_LABELS))
+    attributes = []
+    for e in events:
+        k = synth.EVENT_LABELS.index(e["kind"])
+        kinds[k] = 1
+        offset = 0
+        for name, values in _ATTRIBUTES.items():
+            if e[name] is not None:
+                attributes.append((k, offset, offset + values.index(e[name])))
+            offset += len(values)
+    return kinds, attributes
+
+
+def pretrain_encoder(model, clips: Clips, fbanks: torch.Tensor, recipe: Recipe, rng: np.random.Generator) -> list[float]:
+    """Tell the kinds and each kind's attributes through the ViT's head, then freeze the encoder."""
     vit = model.network.audio_encoder.model.requires_grad_(True).train()
-    fbanks = [model.network.audio_encoder.fbank_segments(torch.from_numpy(c.waveform))[0] for c, _, _ in tagged]
-    targets = torch.zeros(len(tagged), len(synth.EVENT_LABELS))
-    for i, (_, kinds, _) in enumerate(tagged):
-        targets[i, [synth.EVENT_LABELS.index(k) for k in kinds]] = 1
-    optimizer, losses = _adam(vit.parameters(), recipe), []
-    for rows in _batches(len(tagged), recipe.encoder_steps, recipe.batch_size, rng):
-        _, pooled = vit(torch.stack([fbanks[i] for i in rows]))
-        loss = F.binary_cross_entropy_with_logits(vit.head(pooled), targets[rows])
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(float(loss.detach()))
+    n_kinds, width = len(synth.EVENT_LABELS), ENCODER_OUTPUTS // len(synth.EVENT_LABELS) - 1
+    targets = [encoder_targets(events) for events in clips.events.values()]
+    groups = [(o, o + len(v)) for o, v in zip(np.cumsum([0, *[len(v) for v in _ATTRIBUTES.values()]]), _ATTRIBUTES.values())]
+
+    def loss_of(rows):
+        _, pooled = vit(fbanks[rows])
+        logits = vit.head(pooled)
+        loss = F.binary_cross_entropy_with_logits(logits[:, :n_kinds], torch.stack([targets[i][0] for i in rows]))
+        attribute_logits = logits[:, n_kinds:].view(len(rows), n_kinds, width)
+        picked, labels = [], []
+        for b, i in enumerate(rows):
+            for kind, _, cls in targets[i][1]:
+                start, end = next(g for g in groups if g[0] <= cls < g[1])
+                picked.append(F.pad(attribute_logits[b, kind, start:end], (0, 4 - (end - start)), value=-1e4))
+                labels.append(cls - start)
+        return loss + F.cross_entropy(torch.stack(picked), torch.tensor(labels))
+
+    losses = _fit("encoder", vit.parameters(), recipe.encoder_steps, len(fbanks), recipe.learning_rate, recipe, rng, loss_of)
     vit.eval().requires_grad_(False)
     return losses
 
 
-def align(model, tagged: Sequence, recipe: Recipe, rng: np.random.Generator) -> list[float]:
-    """Stage 0: contrastive alignment of mean query outputs with the Q-Former's caption embeddings."""
+def align(model, clips: Clips, patches: torch.Tensor, recipe: Recipe, rng: np.random.Generator) -> list[float]:
+    """Stage 0: contrastive alignment of mean query outputs with the Q-Former's embedding of the description."""
     net, tok = model.network, model.qformer_tokenizer
-    optimizer, losses = _adam([*net.qformer.parameters(), net.query_tokens, *net.ln_audio.parameters()], recipe), []
-    empty_ids, empty_mask = model._qformer_text("")
-    for rows in _batches(len(tagged), recipe.align_steps, recipe.batch_size, rng):
-        audio = [net.encode_audio(torch.from_numpy(tagged[i][0].waveform))[0] for i in rows]
-        queries = torch.stack([net.queries(a, empty_ids, empty_mask).mean(0) for a in audio])
-        enc = tok([tagged[i][2] for i in rows], padding=True, return_tensors="pt")
+    texts = [describe(events) for events in clips.events.values()]
+    empty = tok([""], return_tensors="pt")
+
+    def loss_of(rows):
+        audio = net.ln_audio(patches[rows].float())
+        queries = net.queries(audio, empty["input_ids"].expand(len(rows), -1),
+                              empty["attention_mask"].expand(len(rows), -1))
+        queries = queries.view(len(rows), -1, queries.shape[-1]).mean(1)
+        enc = tok([texts[i] for i in rows], padding=True, return_tensors="pt")
         text = net.text_embedding(enc["input_ids"], enc["attention_mask"])
         logits = F.normalize(queries, dim=-1) @ F.normalize(text, dim=-1).T / 0.07
-        labels = torch.arange(len(rows))
-        loss = (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(float(loss.detach()))
-    return losses
+        same = torch.tensor([[texts[i] == texts[j] for j in rows] for i in rows], dtype=torch.float)
+        return -(F.log_softmax(logits, 1) * same / same.sum(1, keepdim=True)).sum(1).mean()
+
+    params = [*net.qformer.parameters(), net.query_tokens, *net.ln_audio.parameters()]
+    return _fit("align", params, recipe.align_steps, len(patches), recipe.learning_rate, recipe, rng, loss_of)
 
 
-def answer_loss(model, batch: Sequence[tuple]) -> torch.Tensor:
-    """Next-token loss on each answer (then eos) after its interleaved input."""
-    audio = model._encode([c for content, _ in batch for c in content if isinstance(c, Clip)])
+def answer_loss(model, batch: Sequence[Example], patches: torch.Tensor, row_of: dict[str, int]) -> torch.Tensor:
+    """Next-token loss on each answer (then eos) after its interleaved input, built as ``AptModel._sequence``
+    builds it (each clip's queries read the text after it), with every clip's Q-Former pass in one batch."""
+    net, tok = model.network, model.qformer_tokenizer
+    slots = [(b, i) for b, ex in enumerate(batch) for i, c in enumerate(ex.content) if isinstance(c, Clip)]
+    following = []
+    for b, i in slots:
+        content = batch[b].content
+        following.append(content[i + 1] if i + 1 < len(content) and isinstance(content[i + 1], str) else "")
+    enc = tok(following, padding=True, truncation=True, max_length=model.cfg.max_text_tokens, return_tensors="pt")
+    audio = net.ln_audio(patches[[row_of[batch[b].content[i].sha] for b, i in slots]].float())
+    queries = net.queries(audio, enc["input_ids"], enc["attention_mask"]).view(len(slots), -1, net.query_tokens.shape[-1])
+    tokens = torch.cat((net.audio_indicator_token.expand(len(slots), -1, -1), net.llm_proj(queries)), dim=1)
+    slot_of = {slot: n for n, slot in enumerate(slots)}
     inputs, targets = [], []
-    for content, answer in batch:
-        prefix = model._sequence(content, audio)
-        ids = model.candidate_tokens(answer)
+    for b, example in enumerate(batch):
+        parts = [model._embed_ids([model.bos_id])]
+        for i, item in enumerate(example.content):
+            if isinstance(item, Clip):
+                parts.append(tokens[slot_of[(b, i)]])
+            elif item:
+                parts.append(model._embed_ids(model._llm_ids(item)))
+        prefix = torch.cat(parts)
+        ids = model.candidate_tokens(example.answer)
         inputs.append(torch.cat((prefix, model._embed_ids(ids[:-1]))))
         targets.append(torch.tensor([-100] * (len(prefix) - 1) + ids))
-    longest = max(len(x) for x in inputs)
-    embeds = torch.stack([F.pad(x, (0, 0, 0, longest - len(x))) for x in inputs])
-    mask = torch.stack([torch.arange(longest) < len(x) for x in inputs]).long()
-    labels = torch.stack([F.pad(t, (0, longest - len(t)), value=-100) for t in targets])
+    embeds = torch.nn.utils.rnn.pad_sequence(inputs, batch_first=True)
+    mask = torch.nn.utils.rnn.pad_sequence([torch.ones(len(x), dtype=torch.long) for x in inputs], batch_first=True)
+    labels = torch.nn.utils.rnn.pad_sequence(targets, batch_first=True, padding_value=-100)
     logits = model.llm(inputs_embeds=embeds, attention_mask=mask).logits
     return F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100)
 
 
-def instruct(model, examples: Sequence[tuple], steps: int, recipe: Recipe, rng: np.random.Generator) -> list[float]:
+def instruct(name: str, model, examples: Sequence[Example], steps: int, patches: torch.Tensor, row_of: dict,
+             recipe: Recipe, rng: np.random.Generator) -> list[float]:
     """Stages 1 and 2: the aligner, projection and audio-indicator token learn; the LM and encoder stay frozen."""
     net = model.network
     params = [*net.qformer.parameters(), net.query_tokens, *net.ln_audio.parameters(), *net.llm_proj.parameters(),
               net.audio_indicator_token]
-    optimizer, losses = _adam(params, recipe), []
-    for rows in _batches(len(examples), steps, recipe.batch_size, rng):
-        loss = answer_loss(model, [examples[i] for i in rows])
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(float(loss.detach()))
-    return losses
+    return _fit(name, params, steps, len(examples), recipe.learning_rate, recipe, rng,
+                lambda rows: answer_loss(model, [examples[i] for i in rows], patches, row_of))
 
 
 # -- the run -------------------------------------------------------------------------------------
+def _stage(name: str, seconds: dict, function, *args):
+    start = time.perf_counter()
+    print(f"{name}...", flush=True)
+    out = function(*args)
+    seconds[name] = round(time.perf_counter() - start, 1)
+    return out
+
+
 def train(recipe: Recipe, output: Path) -> dict:
+    from transformers import PreTrainedTokenizerFast
+
     from .model import AptModel
 
-    start = time.perf_counter()
+    start, seconds = time.perf_counter(), {}
     torch.manual_seed(recipe.seed)
     rng = np.random.default_rng(recipe.seed)
-    single, tagged = single_examples(recipe, rng)
-    multi = multi_examples(recipe, tagged, rng)
-    texts = corpus(single, multi)
-    tokenizer = bpe.train_tokenizer(texts, CONFIGS[recipe.config].qformer.vocab_size)
+    clips = Clips()
+    single = _stage("render", seconds, single_examples, recipe, clips, rng)
+    multi = _stage("render-multi", seconds, multi_examples, recipe, clips, rng)
+    texts = [" ".join(as_text(e, clips)) for e in single + multi] + [SOUND_OF, DESCRIBE, KEY_WORDS, *synth.EVENT_LABELS]
+    tokenizer = bpe.train_tokenizer(texts, CONFIGS[recipe.config].qformer.vocab_size, specials=(AUDIO_WORD,))
+    assert isinstance(tokenizer, PreTrainedTokenizerFast)
     tokenizer.pad_token = tokenizer.eos_token  # padding is always masked out
-    lm, lm_losses = pretrain_lm(tokenizer, texts, recipe, rng)
+    # several-clip texts (a quarter as many as single-clip ones) repeated to half the corpus: reading
+    # labels from context is the skill that takes the language model longest to learn
+    repeats = max(1, round(len(single) / max(1, len(multi))))
+    sequences = [text_ids(tokenizer, as_text(e, clips))[0] for e in single + multi * repeats]
+    sequences += [text_ids(tokenizer, (t,))[0] for t in (SOUND_OF, DESCRIBE, KEY_WORDS)]
+    lm, lm_losses = _stage("lm", seconds, pretrain_lm, tokenizer, sequences, recipe, rng)
     output.mkdir(parents=True, exist_ok=True)
     lm.save_pretrained(output / "llm")
     tokenizer.save_pretrained(output / "llm")
     model = AptModel(checkpoint="random", llm=str(output / "llm"), config=recipe.config, qformer_tokenizer="llm",
                      seed=recipe.seed)
-    model.network.train()
-    losses = {"lm": lm_losses, "encoder": pretrain_encoder(model, tagged, recipe, rng),
-              "align": align(model, tagged, recipe, rng),
-              "single": instruct(model, single, recipe.single_steps, recipe, rng),
-              "multi": instruct(model, multi, recipe.multi_steps, recipe, rng)}
-    model.network.eval()
+    net = model.network
+    with torch.no_grad():  # <AUDIO> starts as the word that stood for a clip in pretraining
+        net.audio_indicator_token[0, 0] = lm.get_input_embeddings().weight[tokenizer.convert_tokens_to_ids(AUDIO_WORD)]
+    shas = list(clips.clips)
+    row_of = {sha: row for row, sha in enumerate(shas)}
+    fbanks = _stage("fbank", seconds, lambda: torch.cat([net.audio_encoder.fbank_segments(
+        torch.from_numpy(clips.clips[s].waveform)) for s in shas]))
+    losses = {"lm": lm_losses, "encoder": _stage("encoder", seconds, pretrain_encoder, model, clips, fbanks, recipe, rng)}
+    with torch.no_grad():
+        patches = torch.cat([net.audio_encoder.model(fbanks[i : i + 256])[0] for i in range(0, len(fbanks), 256)])
+    net.train()
+    losses["align"] = _stage("align", seconds, align, model, clips, patches, recipe, rng)
+    losses["single"] = _stage("single", seconds, instruct, "single", model, single, recipe.single_steps, patches,
+                              row_of, recipe, rng)
+    mixed = multi + [single[i] for i in rng.choice(len(single), len(multi) // 3, replace=False)]
+    losses["multi"] = _stage("multi", seconds, instruct, "multi", model, mixed, recipe.multi_steps, patches, row_of,
+                             recipe, rng)
+    net.eval()
     record = {"command": command(recipe, output), "recipe": dataclasses.asdict(recipe),
+              "examples": {"single": len(single), "multi": len(multi), "lm_sequences": len(sequences)},
               "stages": {k: {"steps": len(v), "first_loss": v[0] if v else None,
-                             "last_loss": float(np.mean(v[-20:])) if v else None} for k, v in losses.items()},
-              "seconds": round(time.perf_counter() - start, 1), "torch": torch.__version__,
+                             "last_loss": float(np.mean(v[-50:])) if v else None,
+                             "curve": [round(float(np.mean(v[i : i + max(1, len(v) // 20)])), 4)
+                                       for i in range(0, len(v), max(1, len(v) // 20))]}
+                         for k, v in losses.items()},
+              "stage_seconds": seconds, "seconds": round(time.perf_counter() - start, 1), "torch": torch.__version__,
               "python": platform.python_version(), "threads": torch.get_num_threads()}
     save(model, record, output)
     return record
