@@ -9,8 +9,8 @@ Per item:
   the model's audio encoder (the model computes it: only it has the vectors);
 - ``retrieval text similarity``: the mean cosine of the retrieved captions to the item's reference
   captions under the run's text encoder (``--text-encoder``; recorded in the results);
-- ``retrieved same kind``: the fraction of retrieved pairs that share a sound kind (label) with the
-  query, where both have labels (the synthetic suite: ground truth is known).
+- ``retrieved same kinds``: the fraction of retrieved pairs whose sound kinds (labels) are exactly the
+  query's, where both have labels (the synthetic suite: ground truth is known).
 
 Each is the mean of its per-item values over the items that have one.
 """
@@ -25,7 +25,7 @@ from ..data import Item
 from ..uncertainty import ratio
 from .base import Metric
 
-AUDIO, TEXT, KIND = "retrieval audio similarity", "retrieval text similarity", "retrieved same kind"
+AUDIO, TEXT, KIND = "retrieval audio similarity", "retrieval text similarity", "retrieved same kinds"
 METRICS = (Metric(AUDIO), Metric(TEXT), Metric(KIND))
 
 
@@ -46,7 +46,7 @@ def item_relevance(item: Item, entries: list[dict], encode_texts: Callable[[list
         vectors = encode_texts(captions + list(item.captions))
         text = float((vectors[: len(captions)] @ vectors[len(captions):].T).mean())
     labelled = [set(e.get("labels") or ()) for e in entries if e.get("labels")]
-    kind = float(np.mean([bool(labels & set(item.labels)) for labels in labelled])) if labelled and item.labels else None
+    kind = float(np.mean([labels == set(item.labels) for labels in labelled])) if labelled and item.labels else None
     return {AUDIO: float(np.mean(audio)) if audio else None, TEXT: text, KIND: kind}
 
 

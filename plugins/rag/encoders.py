@@ -14,6 +14,15 @@ from alm_bench.protocol import Clip, Model
 from alm_bench.text_encoders import normalize_rows
 
 BATCH = 16
+#: encoder models by name, loaded once per process: a sweep builds a rag model per combination, and
+#: loading clap-tiny's sentence encoder takes seconds (the models are used for inference only)
+_LOADED: dict[str, Model] = {}
+
+
+def _model(registry: Any, name: str) -> Model:
+    if name not in _LOADED:
+        _LOADED[name] = registry.load_model(name)
+    return _LOADED[name]
 
 
 @dataclass
@@ -25,11 +34,11 @@ class Encoders:
 
     @classmethod
     def load(cls, registry: Any, audio_name: str, text_name: str) -> "Encoders":
-        audio = registry.load_model(audio_name)
+        audio = _model(registry, audio_name)
         if not audio.capabilities.embed:
             raise UsageError(f"rag: audio_encoder={audio_name} has no embed(); name a model that embeds audio "
                              f"(e.g. clap-tiny)")
-        text = audio if text_name == audio_name else registry.load_model(text_name)
+        text = _model(registry, text_name)
         if not text.capabilities.text_encoder:
             raise UsageError(f"rag: text_encoder={text_name} has no embed_text(); name a model with a text "
                              f"encoder (e.g. clap-tiny)")

@@ -26,7 +26,7 @@ from .context import INSTRUCTION, INTRO, TEMPLATE, Layout
 from .encoders import Encoders
 from .index import PairIndex, load_or_build
 from .kb import KnowledgeBase, load_kb
-from .retrieval import CROSS_MODAL, MODES, Hit, query_rows, search
+from .retrieval import CROSS_MODAL, MODES, TEXT_QUERY, Hit, query_rows, search
 
 NO_ANSWERS = AnswerKey()
 
@@ -113,7 +113,8 @@ class RagModel(Model):
         return {"base": self.base_name, "base_args": self.base_args, "base_config": base_config,
                 "text_encoder": f"{self.base_name}: {own}" if isinstance(own, str) and own else f"{self.base_name}'s own",
                 "kb": self.kb_source, "kb_hash": self.kb.content_hash, "kb_pairs": len(self.kb.entries),
-                "kb_limit": self.kb_limit, "retrieval": self.mode, "k": self.k, "w": self.w,
+                "kb_limit": self.kb_limit, "retrieval": self.mode, "k": self.k,
+                "w": self.w if self.mode in TEXT_QUERY else None,  # unused otherwise: outputs stay shared
                 "encoders": self.encoders.describe(), "context": self.layout.describe()}
 
     def generation_settings(self, config: GenerationConfig) -> dict[str, Any]:
