@@ -123,8 +123,10 @@ class QuestionAnswering(Method):
         records = []
         for item, outcome, call in zip(items, outcomes, calls):
             output = outcome.value if outcome.ok else None
+            details = details_of(output) if output is not None else None
             records.append({"id": item.id, "prompt": call.request.prompt, "output": output, "target": item.answer,
-                            "correct": metrics.answers_match(output, item.answer), "error": outcome.error})
+                            "correct": metrics.answers_match(output, item.answer), "error": outcome.error,
+                            **({"details": details} if details else {})})
         accuracy = sum(r["correct"] for r in records) / len(records)
         return MethodResult({"accuracy": accuracy}, records, len(items), count_failed(outcomes))
 
