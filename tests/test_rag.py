@@ -163,6 +163,18 @@ def test_the_refined_kb_is_the_union_of_what_training_pairs_retrieve(env, clap, 
     assert set(kept) <= set(small_kb.entries)
 
 
+def test_the_refine_command_writes_a_kb_that_kb_accepts(env, cache_dir, tmp_path, capsys):
+    from alm_bench_plugins.rag import refine as command
+
+    output = tmp_path / "refined.csv"
+    with pytest.raises(SystemExit) as exit_:
+        command.run(["--kb", KB, "--kb-limit", "20", "--train", KB, "--train-limit", "3", "--k", "2",
+                     "--text-encoder", "chance", "--cache-dir", str(cache_dir), "--output", str(output)])
+    assert exit_.value.code == 0 and "pass kb=" in capsys.readouterr().out
+    refined = load_kb(str(output), env)
+    assert 2 <= len(refined.entries) <= 2 * 15 and all(e.labels for e in refined.entries)
+
+
 def test_rag_passes_every_conformance_check(env):
     from alm_bench.checks import check_model
 

@@ -122,8 +122,8 @@ class QuestionAnswering(Method):
         outcomes = ctx.run(calls, "answering")
         records = []
         for item, outcome, call in zip(items, outcomes, calls):
-            output = outcome.value if outcome.ok else None
-            details = details_of(output) if output is not None else None
+            output = str(outcome.value) if outcome.ok else None
+            details = details_of(outcome.value) if outcome.ok else None
             records.append({"id": item.id, "prompt": call.request.prompt, "output": output, "target": item.answer,
                             "correct": metrics.answers_match(output, item.answer), "error": outcome.error,
                             **({"details": details} if details else {})})
