@@ -47,6 +47,18 @@ def test_a_task_split_is_a_kb_of_captioned_labelled_pairs(small_kb):
     assert all(e.caption and e.labels for e in small_kb.entries)
 
 
+def test_a_folder_of_audio_and_captions_is_a_kb(env, small_kb, tmp_path):
+    import shutil
+
+    lines = ["path,caption"]
+    for n, entry in enumerate(small_kb.entries[:10:5]):  # two clips, one caption each
+        shutil.copy(entry.audio, tmp_path / f"clip{n}.wav")
+        lines.append(f'clip{n}.wav,"{entry.caption}"')
+    (tmp_path / "captions.csv").write_text("\n".join(lines) + "\n")
+    folder = load_kb(str(tmp_path), env)
+    assert [(e.sha, e.caption) for e in folder.entries] == [(e.sha, e.caption) for e in small_kb.entries[:10:5]]
+
+
 def test_the_index_is_built_once_and_rebuilt_for_another_kb_or_encoder(small_kb, clap, registry, env, tmp_path):
     first = load_or_build(small_kb, clap, tmp_path)
     stamp = first.path.stat().st_mtime_ns
