@@ -13,8 +13,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Sequence
 
-import numpy as np
-
 from alm_bench.answer_key import AnswerKey
 from alm_bench.audio import decode
 from alm_bench.calls import content_key
@@ -144,9 +142,7 @@ class RagModel(Model):
             return [], []
         texts = self._text_queries(requests, config, extra or {})
         hits = self.retrieve([r.clip for r in requests], texts)
-        augmented = [self.layout.request(r.clip, r.prompt, [(self._kb_clip(h) if self.layout.interleaved else None,
-                                                              self.kb.entries[h.entry].caption) for h in found])
-                     for r, found in zip(requests, hits)]
+        augmented = [self.layout.request(r.clip, r.prompt, self._pairs(found)) for r, found in zip(requests, hits)]
         return augmented, [self._describe(found, text) for found, text in zip(hits, texts or [None] * len(hits))]
 
     def retrieve(self, clips: list[Clip], texts: list[str] | None) -> list[list[Hit]]:
@@ -163,9 +159,12 @@ class RagModel(Model):
             return [r.prompt for r in requests]
         return None
 
-    def _kb_clip(self, hit: Hit) -> Clip:
-        entry = self.kb.entries[hit.entry]
-        return Clip(decode(entry.audio, self.audio_format), entry.sha)
+    def _pairs(self, hits: list[Hit]) -> list[tuple[Clip | None, str]]:
+        """(clip, caption) of each hit; clips are decoded only for the interleaved layout."""
+        entries = [self.kb.entries[h.entry] for h in hits]
+        if not self.layout.interleaved:
+            return [(None, e.caption) for e in entries]
+        return [(Clip(decode(e.audio, self.audio_format), e.sha), e.caption) for e in entries]
 
     def _describe(self, hits: list[Hit], text: str | None) -> dict:
         entries = []
