@@ -9,6 +9,7 @@ from .protocol import (
     Capabilities,
     Clip,
     GenerateRequest,
+    Generated,
     GenerationConfig,
     Model,
     ScoreRequest,
@@ -28,6 +29,6 @@ def check_model(model, **kwargs):
 
 
 __all__ = [
-    "AudioFormat", "Capabilities", "Clip", "GenerateRequest", "GenerationConfig", "Model", "ScoreRequest",
+    "AudioFormat", "Capabilities", "Clip", "GenerateRequest", "Generated", "GenerationConfig", "Model", "ScoreRequest",
     "hookimpl", "check_model", "UsageError", "SpecError", "PluginError", "ModelOutputError", "__version__",
 ]

@@ -11,6 +11,7 @@ its batch back and raises a one-line ``StorageError``.
 from __future__ import annotations
 
 import io
+import json
 import sqlite3
 import time
 import urllib.parse
@@ -19,6 +20,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from .protocol import Generated
 from .storage import fault, is_storage_fault, reason, write_problem
 
 _ELSEWHERE = "pass --cache-dir DIR elsewhere, or --no-cache"
@@ -26,7 +28,9 @@ _SCHEMA = "CREATE TABLE IF NOT EXISTS outputs (key TEXT PRIMARY KEY, value BLOB 
 
 
 def encode(value: Any) -> bytes:
-    """Exact, pickle-free encoding: text as UTF-8, arrays as .npy bytes."""
+    """Exact, pickle-free encoding: text as UTF-8, a text with details as JSON, arrays as .npy bytes."""
+    if isinstance(value, Generated) and value.details:
+        return b"g" + json.dumps({"text": str(value), "details": value.details}, ensure_ascii=False).encode("utf-8")
     if isinstance(value, str):
         return b"t" + value.encode("utf-8")
     buffer = io.BytesIO()
@@ -37,6 +41,9 @@ def encode(value: Any) -> bytes:
 def decode(blob: bytes) -> Any:
     if blob[:1] == b"t":
         return blob[1:].decode("utf-8")
+    if blob[:1] == b"g":
+        record = json.loads(blob[1:].decode("utf-8"))
+        return Generated(record["text"], record["details"])
     return np.load(io.BytesIO(blob[1:]), allow_pickle=False)
 
 

@@ -359,6 +359,65 @@ def validate_model(
         raise typer.Exit(1)
 
 
+def parse_grid(entries: list[str]) -> dict[str, list]:
+    """``["w=0.1,0.5", "k=2,4"]`` -> ``{"w": [0.1, 0.5], "k": [2, 4]}`` (values typed as in --model-args)."""
+    grid: dict[str, list] = {}
+    for entry in entries:
+        key, sep, values = entry.partition("=")
+        parts = [v.strip() for v in values.split(",") if v.strip()]
+        if not sep or not key.strip() or not parts:
+            raise UsageError(f"bad --grid entry {entry!r}; write KEY=V1,V2,... (a model argument and its values)")
+        if key.strip() in grid:
+            raise UsageError(f"--grid names {key.strip()!r} twice; give all its values in one entry")
+        grid[key.strip()] = [_literal(v) for v in parts]
+    return grid
+
+
+@app.command("sweep")
+def sweep_command(
+    model: str = typer.Option(..., "--model", "-m", help="registered model name"),
+    task: str = typer.Option(..., "--task", "-t", help="task id, a glob or a comma list"),
+    grid: list[str] = typer.Option([], "--grid", help="KEY=V1,V2,...: a model argument and the values to sweep"),
+    more_grid: Optional[list[str]] = typer.Argument(None, metavar="[KEY=V1,V2,...]...",
+                                                   help="more grid entries (after --grid, without repeating it)"),
+    model_args: str = typer.Option("", "--model-args", help="k=v,... fixed model arguments"),
+    method: list[str] = typer.Option([], "--method", help="evaluation method(s); default: every method of the task"),
+    output: Optional[Path] = typer.Option(None, "--output", help="also write the markdown table here"),
+    output_dir: Path = typer.Option(Path("results/sweep"), "--output-dir",
+                                    help="each combination's results go to a folder of its own here"),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="a sample of N test items per task"),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="local copy of the data (official layout)"),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="default: $ALM_BENCH_CACHE or ~/.cache/alm-bench"),
+    text_encoder: Optional[str] = typer.Option(None, "--text-encoder",
+                                               help="model | sentence-transformers[:ID] | hf:ID"),
+    batch_size: int = typer.Option(8, "--batch-size", min=1),
+    device: str = typer.Option("cpu", "--device"),
+    seed: int = typer.Option(0, "--seed"),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="show tracebacks and the libraries' own messages"),
+) -> None:
+    """Run a model over every combination of a grid of its arguments; print (and --output) a markdown table."""
+    from .results import write_atomic
+    from .runner import RunConfig, default_cache_dir
+    from .sweep import markdown, sweep
+
+    _VERBOSE["on"] = verbose
+    if not verbose:
+        quiet_libraries()
+    methods = tuple(m.strip() for entry in method for m in entry.split(",") if m.strip())
+    config = RunConfig(model=model, tasks=task, methods=methods, model_args=parse_model_args(model_args),
+                       data_dir=data_dir, output_dir=output_dir, cache_dir=cache_dir or default_cache_dir(),
+                       limit=limit, batch_size=batch_size, device=device, seed=seed, text_encoder=text_encoder,
+                       command=shlex.join(["alm-bench", *_ARGV]))
+    axes = parse_grid([*grid, *(more_grid or [])])
+    registry = _registry()
+    with _progress() as open_bar:
+        rows = sweep(config, axes, registry, open_bar, _note)
+    text = markdown(rows, shlex.join(["alm-bench", *_ARGV]))
+    console.print(text, highlight=False, markup=False, soft_wrap=True)
+    if output is not None:
+        write_atomic(output, text)
+
+
 @app.command("compare")
 def compare_runs(
     run_a: Path = typer.Argument(..., help="output directory (or results file) of run A"),

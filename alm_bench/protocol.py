@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar, Sequence, Union
 
 import numpy as np
@@ -127,6 +128,41 @@ class GenerationConfig:
         return dataclasses.asdict(self)
 
 
+class Generated(str):
+    """A generated text that also says how it was made (e.g. what a retrieval-augmented model retrieved).
+
+    The one channel for such details: ``generate`` may return these instead of plain ``str``; the output
+    cache stores the details with the text (a warm run returns them too), and the evaluators copy them
+    into the item records under ``details``.  ``details`` must be JSON-serialisable."""
+
+    details: dict
+
+    def __new__(cls, text: str, details: dict | None = None) -> "Generated":
+        made = super().__new__(cls, text)
+        made.details = dict(details or {})
+        return made
+
+    def __reduce__(self):  # pickled between ranks of a distributed run
+        return (Generated, (str(self), self.details))
+
+
+def details_of(output: Any) -> dict | None:
+    """The details an output carries (see :class:`Generated`), or None."""
+    return getattr(output, "details", None) or None
+
+
+@dataclass(frozen=True)
+class RunEnvironment:
+    """Where a run keeps its cache and data, and the registry it loads models from: given to
+    :meth:`Model.attach` so a model that builds state from the suite (a retrieval index over a task's
+    split, a wrapped model) keeps it where the run keeps everything else."""
+
+    cache_dir: Path | None
+    data_dir: Path | None
+    registry: Any
+    device: str = "cpu"
+
+
 class Model:
     """Base class for alm-bench models.
 
@@ -149,6 +185,9 @@ class Model:
         """Everything that changes outputs (checkpoint, sizes, decoding); hashed into cache keys
         and written into results.  Override to add your settings."""
         return {}
+
+    def attach(self, environment: RunEnvironment) -> None:
+        """Called by the runner once, after ``to`` and before ``config``; most models ignore it."""
 
     def to(self, device: str) -> "Model":
         """Move to a torch device string (``cpu``, ``cuda:0``); models without weights ignore it."""

@@ -27,7 +27,7 @@ from .errors import Interrupted, ItemError, StorageError, UsageError
 from .evaluators import EvalContext, Method
 from .executor import Executor, LocalExecutor, Stats
 from .plugins import Registry, default_registry
-from .protocol import ITEM_PREFIX, GenerationConfig, ModelInfo
+from .protocol import ITEM_PREFIX, GenerationConfig, ModelInfo, RunEnvironment
 from .results import Result, read_result, result_path, write_result
 from .specs import TaskSpec
 from .storage import fault, is_storage_fault, require_writable
@@ -221,6 +221,7 @@ class Runner:
                    f"new ones are computed and not stored")
         check_device(config.device)
         self.model = self.registry.load_model(config.model, config.model_args).to(config.device)
+        self.model.attach(RunEnvironment(Path(config.cache_dir), config.data_dir, self.registry, config.device))
         self.threads = config.threads or default_threads(config.workers)
         apply_threads(self.threads)
         # what this instance offers: a model may narrow its class's declaration (an endpoint without scores)
@@ -439,7 +440,8 @@ class Runner:
             "model_config_hash": self.model_key.rsplit(":", 1)[1],  # model names may hold ":" (hear:MODULE)
             "method_options": dict(options),
             "generation": self.model.generation_settings(self.config.generation) if "generate" in method.needs else None,
-            "text_encoder": self.text_encoder_used() if method.uses_text_encoder else None,
+            "text_encoder": self.text_encoder_used() if method.uses_text_encoder or outcome.details.get("retrieval")
+            else None,
             "dataset": dataset,
             "limit": self.config.limit,
             "seed": self.config.seed,

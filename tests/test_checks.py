@@ -496,7 +496,9 @@ CHECKED_ELSEWHERE = {"hf": "test_hf_plugin.py", "openai": "test_openai_plugin.py
                      # apt needs a language model: test_apt.py runs every capability around SmolLM2 (check_model
                      # passes on that build too, in 12 s: too slow for the suite); apt-tiny's weights come
                      # with issue 16's second part (test_apt.py checks its one-line refusal until then)
-                     "apt": "test_apt.py", "apt-tiny": "test_apt.py"}
+                     "apt": "test_apt.py", "apt-tiny": "test_apt.py",
+                     # rag's capabilities are its base model's; test_rag.py checks it around a small KB
+                     "rag": "test_rag.py"}
 
 
 @pytest.mark.parametrize("name", [n for n in BUILTIN if n not in CHECKED_ELSEWHERE])

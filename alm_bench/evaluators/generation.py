@@ -9,8 +9,9 @@ import numpy as np
 from .. import metrics
 from ..calls import Call
 from ..java import ensure_java
-from ..protocol import GenerateRequest
+from ..protocol import GenerateRequest, details_of
 from ..uncertainty import ratio
+from . import relevance
 from .base import EvalContext, Method, MethodResult, Metric, count_failed, record_units
 
 #: metrics whose corpus value is the mean of the per-item values (CIDEr-D with document frequencies
@@ -23,7 +24,8 @@ class Captioning(Method):
     title = "Captioning"
     task_types = ("captioning",)
     metrics = (*(Metric(f"BLEU-{n}") for n in range(1, 5)), Metric("METEOR"), Metric("ROUGE-L"),
-               Metric("CIDEr-D", best=None), Metric("SPICE"), Metric("SPIDEr", best=None, headline=True))
+               Metric("CIDEr-D", best=None), Metric("SPICE"), Metric("SPIDEr", best=None, headline=True),
+               *relevance.METRICS)
     needs = ("generate",)
     needs_prompt = True
     description = "BLEU-1..4, METEOR, ROUGE-L, CIDEr-D, SPICE, SPIDEr as pycocoevalcap computes them"
@@ -35,22 +37,41 @@ class Captioning(Method):
                       ideal=item.captions[0], choices=pool) for item in items]
         outcomes = ctx.run(calls, "captioning")
         # a failed item is scored as an empty caption: it counts, and scores nothing
-        predictions = {item.id: (o.value if o.ok else "") for item, o in zip(items, outcomes)}
+        predictions = {item.id: (str(o.value) if o.ok else "") for item, o in zip(items, outcomes)}
         references = {item.id: list(item.captions) for item in items}
         # whether Java is there is part of the key: scores computed without it are recomputed once it is
         scores = ctx.memo("captioning", [predictions, references, metrics.java_unavailable_reason()],
                           lambda: metrics.caption_metrics(predictions, references),
                           encode=dataclasses.asdict, decode=lambda d: metrics.CaptionScores(**d))
         records = [
-            {"id": item.id, "prompt": ctx.prompt, "output": o.value if o.ok else None,
+            {"id": item.id, "prompt": ctx.prompt, "output": str(o.value) if o.ok else None,
              "target": list(item.captions), "correct": None, "error": o.error,
              "CIDEr-D": scores.per_item.get(item.id, {}).get("CIDEr-D"),
              "scores": scores.per_item.get(item.id, {}), "bleu_stats": scores.bleu_stats.get(item.id)}
             for item, o in zip(items, outcomes)
         ]
-        return MethodResult(dict(scores.values), records, len(items), count_failed(outcomes),
-                            unavailable=dict(scores.unavailable),
-                            details={"meteor_corpus": scores.values.get("METEOR"), "java": ensure_java()})
+        values, details = dict(scores.values), {"meteor_corpus": scores.values.get("METEOR"), "java": ensure_java()}
+        if self._add_relevance(ctx, records, outcomes):
+            values.update(relevance.corpus_relevance([r.get("retrieval") for r in records]))
+            details["retrieval"] = "retrieved context reported by the model (see alm_bench.evaluators.relevance)"
+        return MethodResult(values, records, len(items), count_failed(outcomes),
+                            unavailable=dict(scores.unavailable), details=details)
+
+    @staticmethod
+    def _add_relevance(ctx: EvalContext, records: list[dict], outcomes) -> bool:
+        """Copy each output's details (what a retrieval-augmented model retrieved) into its record,
+        with the relevance of what was retrieved; False when no output reports a retrieval."""
+        found = False
+        for item, record, outcome in zip(ctx.test_items, records, outcomes):
+            details = details_of(outcome.value) if outcome.ok else None
+            if details is None:
+                continue
+            record["details"] = details
+            entries = relevance.retrieved(details)
+            if entries is not None:
+                record["retrieval"] = relevance.item_relevance(item, entries, ctx.encode_texts)
+                found = True
+        return found
 
     def statistic(self, records, details):
         """BLEU from summed n-gram statistics; the per-item means as they are; METEOR, which the jar
@@ -61,10 +82,12 @@ class Captioning(Method):
         has_bleu = all(r.get("bleu_stats") for r in records)
         stats = np.array([r["bleu_stats"] for r in records], dtype=np.float64) if has_bleu else None
         meteor = details.get("meteor_corpus")
+        retrieval = relevance.relevance_statistic([r.get("retrieval") for r in records], index)
 
         def statistic(weights):
             w = weights[:, index]
             out = {name: ratio(w, values) for name, values in per_item.items() if name != "METEOR"}
+            out.update(retrieval(weights))
             if "METEOR" in per_item and meteor is not None:
                 out["METEOR"] = ratio(w, per_item["METEOR"]) + (meteor - per_item["METEOR"].mean())
             if stats is not None:
@@ -99,9 +122,11 @@ class QuestionAnswering(Method):
         outcomes = ctx.run(calls, "answering")
         records = []
         for item, outcome, call in zip(items, outcomes, calls):
-            output = outcome.value if outcome.ok else None
+            output = str(outcome.value) if outcome.ok else None
+            details = details_of(outcome.value) if outcome.ok else None
             records.append({"id": item.id, "prompt": call.request.prompt, "output": output, "target": item.answer,
-                            "correct": metrics.answers_match(output, item.answer), "error": outcome.error})
+                            "correct": metrics.answers_match(output, item.answer), "error": outcome.error,
+                            **({"details": details} if details else {})})
         accuracy = sum(r["correct"] for r in records) / len(records)
         return MethodResult({"accuracy": accuracy}, records, len(items), count_failed(outcomes))
 
