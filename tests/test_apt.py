@@ -173,7 +173,7 @@ def test_training_examples_follow_the_curriculum():
     pairs = [e for e in multi if len(e.content) == 3]
     assert len(pairs) == 24 and {e.answer for e in pairs} <= {"first", "second", "yes", "no"}
     named = [e for e in episodes if e.answer in synth.EVENT_LABELS]
-    assert len(episodes) == 24 and 0 < len(named) < 24  # label words: the kinds' names or non-words
+    assert len(episodes) == 36 and 0 < len(named) < 36  # label words: the kinds' names or non-words
     for e in episodes:
         prompt = e.content[-1]
         words = [t[len(prompt) + 1:] for t in e.content[1:10:2]]
@@ -191,4 +191,4 @@ def test_describe_states_every_attribute_in_time_order():
 
     events = [{"kind": "beep", "count": 2, "loudness": "loud", "pitch": "high", "position": "beginning"},
               {"kind": "rumble", "count": 1, "loudness": "quiet", "pitch": None, "position": "end"}]
-    assert describe(events) == "two loud high beeps at the beginning, then one quiet rumble at the end"
+    assert describe(events) == "at the beginning two loud high beeps, then at the end one quiet rumble"

@@ -18,9 +18,12 @@ Stages, in order; each trains only what the paper trains at that point:
   tagging, captioning, key words, counting and when-does-it-happen questions, each under the paper's
   prompt and the suite's (Pengi's) prompt.
 - stage 2, ``multi``: several clips: few-shot episodes with the label words in context (the kinds'
-  names or, half of the time, non-words drawn for the episode, so that labels are read from the
+  names or, 70% of the time, non-words drawn for the episode, so that labels are read from the
   context and not memorised), two-clip questions (``compare`` and ``order``), and single-clip
   examples so that stage 1's skills stay.
+- stage 3, ``raft``: retrieval-augmented fine-tuning (the RAG paper's RAFT): captioning with retrieved
+  (clip, caption) pairs in context, in the ``rag`` wrapper's interleaved layout, mixed with stage 2's
+  examples.
 
 Everything is seeded (rendering, example order, initialisation); ``training.json`` beside the
 weights records the command, per-stage losses and seconds, versions and the weights' SHA-256.
@@ -65,11 +68,13 @@ class Recipe:
     seed: int = 0
     items: int = 1000  # items per training dataset (at most its train split)
     batch_size: int = 32
-    lm_steps: int = 3000
-    encoder_steps: int = 1500
+    lm_steps: int = 4000
+    encoder_steps: int = 1000
     align_steps: int = 300
-    single_steps: int = 2000
-    multi_steps: int = 3000
+    single_steps: int = 1500
+    multi_steps: int = 1500
+    raft_steps: int = 400
+    raft_k: int = 4
     learning_rate: float = 1e-3
     lm_learning_rate: float = 2e-3
     lm_layers: int = 2
@@ -89,14 +94,15 @@ _COUNT = {1: "one", 2: "two", 3: "three", 4: "four"}
 
 
 def describe(events: Sequence[dict]) -> str:
-    """A clip's events as plain words, e.g. 'two loud high beeps at the beginning, then one quiet rumble at
-    the end': what the language model reads in place of a clip before it ever sees audio."""
+    """A clip's events as plain words, kind last, e.g. 'at the beginning two loud high beeps, then at the end
+    one quiet rumble': what the language model reads in place of a clip before it ever sees audio (the
+    kind ends each event, so that it always stands just before what follows the clip)."""
     parts = []
     for e in events:
         kind = synth._KIND[e["kind"]]
         noun = kind.label if e["count"] == 1 else kind.plural
-        parts.append(" ".join(w for w in (_COUNT[e["count"]], e["loudness"], e["pitch"] or "", noun,
-                                          "at the " + e["position"]) if w))
+        parts.append(" ".join(w for w in ("at the " + e["position"], _COUNT[e["count"]], e["loudness"],
+                                          e["pitch"] or "", noun) if w))
     return ", then ".join(parts)
 
 
@@ -106,10 +112,13 @@ class Clips:
     def __init__(self) -> None:
         self.events: dict[str, list[dict]] = {}
         self.clips: dict[str, Clip] = {}
+        self.captions: dict[str, list[str]] = {}  # the synthetic captioning clips' reference captions
 
-    def add(self, wave: np.ndarray, key: str, events: Sequence[dict]) -> Clip:
+    def add(self, wave: np.ndarray, key: str, events: Sequence[dict], captions: Sequence[str] = ()) -> Clip:
         clip = Clip(np.asarray(wave, np.float32), key)
         self.clips[clip.sha], self.events[clip.sha] = clip, list(events)
+        if captions:
+            self.captions[clip.sha] = list(captions)
         return clip
 
     def text(self, clip: Clip) -> str:
@@ -130,7 +139,7 @@ def single_examples(recipe: Recipe, clips: Clips, rng: np.random.Generator) -> l
         for index in range(min(recipe.items, synth.DATASETS[name]["train"])):
             (wave,), record = synth.render_item(name, "train", index)
             events = record["events"]
-            clip = clips.add(wave, record["id"], events)
+            clip = clips.add(wave, record["id"], events, record.get("captions", ()))
             for prompt in (SOUND_OF, SUITE_SOUND_OF, KEY_WORDS, SUITE_METADATA):
                 examples.append(Example((clip, prompt), _kinds_answer(rng, events)))
             captions = record.get("captions") or (synth.make_captions(rng, [_event(e) for e in events], 2)
@@ -163,9 +172,9 @@ def multi_examples(recipe: Recipe, clips: Clips, rng: np.random.Generator) -> li
         if len(events) == 1:
             by_kind.setdefault(events[0]["kind"], []).append(clips.clips[sha])
     available = sorted(by_kind)
-    for _ in range(2 * recipe.items):
+    for _ in range(3 * recipe.items):
         kinds = [available[i] for i in rng.choice(len(available), 5, replace=False)]
-        words = synth.nonce_words(rng, 5) if rng.random() < 0.5 else kinds
+        words = synth.nonce_words(rng, 5) if rng.random() < 0.7 else kinds
         prompt = SOUND_OF if rng.random() < 0.5 else SUITE_SOUND_OF
         content: tuple = ()
         for i in rng.permutation(5):
@@ -173,6 +182,28 @@ def multi_examples(recipe: Recipe, clips: Clips, rng: np.random.Generator) -> li
         target = int(rng.integers(5))
         query = by_kind[kinds[target]][int(rng.integers(len(by_kind[kinds[target]])))]
         examples.append(Example(content + (query, prompt), words[target]))
+    return examples
+
+
+def raft_examples(recipe: Recipe, clips: Clips, pooled: torch.Tensor, row_of: dict[str, int],
+                  rng: np.random.Generator) -> list[Example]:
+    """Stage 3, RAFT (the retrieval-augmented captioning paper): captioning with ``raft_k`` retrieved
+    (clip, caption) pairs in context, laid out exactly as the ``rag`` wrapper lays them out for an
+    interleaved model; retrieved by audio (cosine of the frozen encoder's pooled embeddings over the
+    captioning clips), never the clip itself."""
+    from ..rag.context import Layout
+
+    layout = Layout(interleaved=True)
+    shas = list(clips.captions)
+    vectors = F.normalize(pooled[[row_of[s] for s in shas]].float(), dim=-1)
+    similarity = vectors @ vectors.T
+    similarity.fill_diagonal_(-2.0)
+    nearest = similarity.topk(recipe.raft_k, dim=1).indices.tolist()
+    examples = []
+    for sha, found in zip(shas, nearest):
+        pairs = [(clips.clips[shas[j]], clips.captions[shas[j]][int(rng.integers(5))]) for j in found]
+        request = layout.request(clips.clips[sha], DESCRIBE, pairs)
+        examples.append(Example(request.content, clips.captions[sha][int(rng.integers(5))]))
     return examples
 
 
@@ -225,8 +256,9 @@ def text_ids(tokenizer, parts: Sequence[str]) -> tuple[list[int], int]:
     return ids + answer, len(ids)
 
 
-def pretrain_lm(tokenizer, sequences: Sequence[list[int]], recipe: Recipe, rng: np.random.Generator):
-    """A small Llama-style causal LM trained on token sequences, returned frozen."""
+def pretrain_lm(tokenizer, sequences: Sequence[tuple[list[int], int]], recipe: Recipe, rng: np.random.Generator):
+    """A small Llama-style causal LM trained on (token ids, where the answer starts), with the loss on the
+    answers (instruction tuning's loss: the inputs are given, never predicted), returned frozen."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=recipe.lm_width, intermediate_size=4 * recipe.lm_width,
@@ -237,10 +269,13 @@ def pretrain_lm(tokenizer, sequences: Sequence[list[int]], recipe: Recipe, rng: 
     lm = LlamaForCausalLM(config)
 
     def loss_of(rows):
-        batch = [torch.tensor(sequences[i]) for i in rows]
+        batch = [torch.tensor(sequences[i][0]) for i in rows]
         ids = torch.nn.utils.rnn.pad_sequence(batch, batch_first=True)
         mask = torch.nn.utils.rnn.pad_sequence([torch.ones_like(b) for b in batch], batch_first=True)
-        return lm(input_ids=ids, attention_mask=mask, labels=ids.masked_fill(mask == 0, -100)).loss
+        labels = ids.masked_fill(mask == 0, -100)
+        for row, i in enumerate(rows):
+            labels[row, : sequences[i][1]] = -100
+        return lm(input_ids=ids, attention_mask=mask, labels=labels).loss
 
     losses = _fit("lm", lm.parameters(), recipe.lm_steps, len(sequences), recipe.lm_learning_rate, recipe, rng, loss_of)
     return lm.eval().requires_grad_(False), losses
@@ -379,11 +414,10 @@ def train(recipe: Recipe, output: Path) -> dict:
     tokenizer = bpe.train_tokenizer(texts, CONFIGS[recipe.config].qformer.vocab_size, specials=(AUDIO_WORD,))
     assert isinstance(tokenizer, PreTrainedTokenizerFast)
     tokenizer.pad_token = tokenizer.eos_token  # padding is always masked out
-    # several-clip texts (a quarter as many as single-clip ones) repeated to half the corpus: reading
-    # labels from context is the skill that takes the language model longest to learn
-    repeats = max(1, round(len(single) / max(1, len(multi))))
-    sequences = [text_ids(tokenizer, as_text(e, clips))[0] for e in single + multi * repeats]
-    sequences += [text_ids(tokenizer, (t,))[0] for t in (SOUND_OF, DESCRIBE, KEY_WORDS)]
+    # several-clip texts repeated to two thirds of the corpus: reading labels from context is the skill
+    # that takes the language model longest to learn (answering from one description is quickly learnt)
+    repeats = max(1, round(2 * len(single) / max(1, len(multi))))
+    sequences = [text_ids(tokenizer, as_text(e, clips)) for e in single + multi * repeats]
     lm, lm_losses = _stage("lm", seconds, pretrain_lm, tokenizer, sequences, recipe, rng)
     output.mkdir(parents=True, exist_ok=True)
     lm.save_pretrained(output / "llm")
@@ -399,7 +433,8 @@ def train(recipe: Recipe, output: Path) -> dict:
         torch.from_numpy(clips.clips[s].waveform)) for s in shas]))
     losses = {"lm": lm_losses, "encoder": _stage("encoder", seconds, pretrain_encoder, model, clips, fbanks, recipe, rng)}
     with torch.no_grad():
-        patches = torch.cat([net.audio_encoder.model(fbanks[i : i + 256])[0] for i in range(0, len(fbanks), 256)])
+        encoded = [net.audio_encoder.model(fbanks[i : i + 256]) for i in range(0, len(fbanks), 256)]
+        patches, pooled = torch.cat([p for p, _ in encoded]), torch.cat([q for _, q in encoded])
     net.train()
     losses["align"] = _stage("align", seconds, align, model, clips, patches, recipe, rng)
     losses["single"] = _stage("single", seconds, instruct, "single", model, single, recipe.single_steps, patches,
@@ -407,6 +442,10 @@ def train(recipe: Recipe, output: Path) -> dict:
     mixed = multi + [single[i] for i in rng.choice(len(single), len(multi) // 3, replace=False)]
     losses["multi"] = _stage("multi", seconds, instruct, "multi", model, mixed, recipe.multi_steps, patches, row_of,
                              recipe, rng)
+    raft = raft_examples(recipe, clips, pooled, row_of, rng)
+    raft += [mixed[i] for i in rng.choice(len(mixed), len(raft), replace=False)]  # the other skills stay
+    losses["raft"] = _stage("raft", seconds, instruct, "raft", model, raft, recipe.raft_steps, patches, row_of,
+                            recipe, rng)
     net.eval()
     record = {"command": command(recipe, output), "recipe": dataclasses.asdict(recipe),
               "examples": {"single": len(single), "multi": len(multi), "lm_sequences": len(sequences)},
