@@ -192,3 +192,65 @@ def test_describe_states_every_attribute_in_time_order():
     events = [{"kind": "beep", "count": 2, "loudness": "loud", "pitch": "high", "position": "beginning"},
               {"kind": "rumble", "count": 1, "loudness": "quiet", "pitch": None, "position": "end"}]
     assert describe(events) == "at the beginning two loud high beeps, then at the end one quiet rumble"
+
+
+# -- apt-tiny: the shipped weights ---------------------------------------------------------------
+@pytest.fixture(scope="module")
+def apt_tiny(registry, one_torch_thread):
+    return registry.load_model("apt-tiny", {})
+
+
+def test_apt_tiny_ships_its_weights_with_the_record_that_made_them():
+    import hashlib
+
+    from alm_bench_plugins.apt.tiny import CHECKPOINT, WEIGHTS, training_record
+
+    record = training_record()
+    assert hashlib.sha256(CHECKPOINT.read_bytes()).hexdigest() == record["sha256"]
+    assert list(record["stages"]) == ["lm", "encoder", "align", "single", "multi", "raft"]
+    assert all(stage["last_loss"] < stage["first_loss"] for stage in record["stages"].values())
+    assert sum(f.stat().st_size for f in WEIGHTS.rglob("*") if f.is_file()) <= 15 * 2**20
+    assert record["command"].startswith("python -m alm_bench_plugins.apt.training --output")
+
+
+def test_training_builds_the_inputs_the_model_builds(apt_tiny):
+    """Training batches every clip's Q-Former pass; the loss equals the one from the model's own
+    per-request input (``_sequence``), so what is trained is what runs."""
+    import torch.nn.functional as F
+
+    from alm_bench import synth
+    from alm_bench_plugins.apt import training
+
+    clips = training.Clips()
+    (a, b), record = synth.render_item("order", "valid", 0)
+    pair = [clips.add(w, f"o{s}", c) for w, s, c in zip((a, b), "ab", record["clips"])]
+    singles = [clips.add(synth.render_item("events", "valid", i)[0][0], f"e{i}", []) for i in range(3)]
+    batch = [training.Example((*pair, "question: " + record["question"]), record["answer"]),
+             training.Example((singles[0], "this is a sound of zugam", singles[1], "this is a sound of"), "zugam"),
+             training.Example((singles[2], training.DESCRIBE), "a loud beep sounds once at the start")]
+    net = apt_tiny.network
+    shas = list(clips.clips)
+    with torch.no_grad():
+        patches = torch.cat([net.audio_encoder(torch.from_numpy(clips.clips[s].waveform))[0] for s in shas])
+        batched = training.answer_loss(apt_tiny, batch, patches, {s: i for i, s in enumerate(shas)})
+        total, count = 0.0, 0
+        for example in batch:
+            prefix = apt_tiny._sequence(example.content, apt_tiny._encode(list(clips.clips.values())))
+            ids = apt_tiny.candidate_tokens(example.answer)
+            logits = apt_tiny.llm(inputs_embeds=torch.cat((prefix, apt_tiny._embed_ids(ids[:-1])))[None]).logits[0]
+            total += float(F.cross_entropy(logits[len(prefix) - 1:], torch.tensor(ids), reduction="sum"))
+            count += len(ids)
+    assert float(batched) == pytest.approx(total / count, rel=1e-4)
+
+
+def test_apt_tiny_reads_labels_from_context_and_keeps_clip_order(registry, cache_dir, tmp_path):
+    """The shipped model on two of the tasks only a several-clip model can pass (the full suite's floors:
+    bench/apt_tiny_floors.py): non-word few-shot labels and which-is-louder with the clips swapped."""
+    from alm_bench.runner import RunConfig, run
+
+    summary = run(RunConfig(model="apt-tiny", tasks="synth-order,synth-fewshot-nonce", limit=40, output_dir=tmp_path,
+                            cache_dir=cache_dir, method_args={"episodes": 4}), registry)
+    results = {r.task: r for r in summary.results}
+    assert results["synth-order"].metrics["accuracy"] >= 0.75
+    assert results["synth-order"].details["order_flip_rate"] >= 0.75
+    assert results["synth-fewshot-nonce"].metrics["5-way accuracy"] >= 0.6

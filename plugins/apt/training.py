@@ -71,9 +71,9 @@ class Recipe:
     lm_steps: int = 4000
     encoder_steps: int = 1000
     align_steps: int = 300
-    single_steps: int = 1500
+    single_steps: int = 2000
     multi_steps: int = 1500
-    raft_steps: int = 400
+    raft_steps: int = 300
     raft_k: int = 4
     learning_rate: float = 1e-3
     lm_learning_rate: float = 2e-3
@@ -87,6 +87,22 @@ class Example:
 
     content: tuple
     answer: str
+    #: a few-shot episode labelled with non-words, which are drawn afresh each time it is used (``fresh``)
+    nonce: bool = False
+
+
+def fresh(example: Example, rng: np.random.Generator) -> Example:
+    """``example`` with new non-words if it is a non-word episode: its labels can then only be read from
+    the context, never memorised (with fixed words a small model memorises the episodes instead)."""
+    if not example.nonce:
+        return example
+    prompt, content = example.content[-1], list(example.content)
+    labels = range(1, len(content) - 2, 2)  # (clip, "PROMPT WORD") pairs, then the query clip and PROMPT
+    old = [content[i][len(prompt) + 1:] for i in labels]
+    new = dict(zip(old, synth.nonce_words(rng, len(old))))
+    for i, word in zip(labels, old):
+        content[i] = f"{prompt} {new[word]}"
+    return Example(tuple(content), new[example.answer], True)
 
 
 # -- words for clips -----------------------------------------------------------------------------
@@ -181,7 +197,7 @@ def multi_examples(recipe: Recipe, clips: Clips, rng: np.random.Generator) -> li
             content += (by_kind[kinds[i]][int(rng.integers(len(by_kind[kinds[i]])))], f"{prompt} {words[i]}")
         target = int(rng.integers(5))
         query = by_kind[kinds[target]][int(rng.integers(len(by_kind[kinds[target]])))]
-        examples.append(Example(content + (query, prompt), words[target]))
+        examples.append(Example(content + (query, prompt), words[target], nonce=words != kinds))
     return examples
 
 
@@ -256,9 +272,9 @@ def text_ids(tokenizer, parts: Sequence[str]) -> tuple[list[int], int]:
     return ids + answer, len(ids)
 
 
-def pretrain_lm(tokenizer, sequences: Sequence[tuple[list[int], int]], recipe: Recipe, rng: np.random.Generator):
-    """A small Llama-style causal LM trained on (token ids, where the answer starts), with the loss on the
-    answers (instruction tuning's loss: the inputs are given, never predicted), returned frozen."""
+def pretrain_lm(tokenizer, examples: Sequence[Example], clips: Clips, recipe: Recipe, rng: np.random.Generator):
+    """A small Llama-style causal LM trained on the examples written as text (``as_text``), with the loss on
+    the answers (instruction tuning's loss: the inputs are given, never predicted), returned frozen."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=recipe.lm_width, intermediate_size=4 * recipe.lm_width,
@@ -269,15 +285,16 @@ def pretrain_lm(tokenizer, sequences: Sequence[tuple[list[int], int]], recipe: R
     lm = LlamaForCausalLM(config)
 
     def loss_of(rows):
-        batch = [torch.tensor(sequences[i][0]) for i in rows]
+        sequences = [text_ids(tokenizer, as_text(fresh(examples[i], rng), clips)) for i in rows]
+        batch = [torch.tensor(ids) for ids, _ in sequences]
         ids = torch.nn.utils.rnn.pad_sequence(batch, batch_first=True)
         mask = torch.nn.utils.rnn.pad_sequence([torch.ones_like(b) for b in batch], batch_first=True)
         labels = ids.masked_fill(mask == 0, -100)
-        for row, i in enumerate(rows):
-            labels[row, : sequences[i][1]] = -100
+        for row, (_, answer_start) in enumerate(sequences):
+            labels[row, :answer_start] = -100
         return lm(input_ids=ids, attention_mask=mask, labels=labels).loss
 
-    losses = _fit("lm", lm.parameters(), recipe.lm_steps, len(sequences), recipe.lm_learning_rate, recipe, rng, loss_of)
+    losses = _fit("lm", lm.parameters(), recipe.lm_steps, len(examples), recipe.lm_learning_rate, recipe, rng, loss_of)
     return lm.eval().requires_grad_(False), losses
 
 
@@ -387,7 +404,7 @@ def instruct(name: str, model, examples: Sequence[Example], steps: int, patches:
     params = [*net.qformer.parameters(), net.query_tokens, *net.ln_audio.parameters(), *net.llm_proj.parameters(),
               net.audio_indicator_token]
     return _fit(name, params, steps, len(examples), recipe.learning_rate, recipe, rng,
-                lambda rows: answer_loss(model, [examples[i] for i in rows], patches, row_of))
+                lambda rows: answer_loss(model, [fresh(examples[i], rng) for i in rows], patches, row_of))
 
 
 # -- the run -------------------------------------------------------------------------------------
@@ -417,8 +434,8 @@ def train(recipe: Recipe, output: Path) -> dict:
     # several-clip texts repeated to two thirds of the corpus: reading labels from context is the skill
     # that takes the language model longest to learn (answering from one description is quickly learnt)
     repeats = max(1, round(2 * len(single) / max(1, len(multi))))
-    sequences = [text_ids(tokenizer, as_text(e, clips)) for e in single + multi * repeats]
-    lm, lm_losses = _stage("lm", seconds, pretrain_lm, tokenizer, sequences, recipe, rng)
+    corpus = single + multi * repeats
+    lm, lm_losses = _stage("lm", seconds, pretrain_lm, tokenizer, corpus, clips, recipe, rng)
     output.mkdir(parents=True, exist_ok=True)
     lm.save_pretrained(output / "llm")
     tokenizer.save_pretrained(output / "llm")
@@ -448,7 +465,7 @@ def train(recipe: Recipe, output: Path) -> dict:
                             recipe, rng)
     net.eval()
     record = {"command": command(recipe, output), "recipe": dataclasses.asdict(recipe),
-              "examples": {"single": len(single), "multi": len(multi), "lm_sequences": len(sequences)},
+              "examples": {"single": len(single), "multi": len(multi), "lm_corpus": len(corpus)},
               "stages": {k: {"steps": len(v), "first_loss": v[0] if v else None,
                              "last_loss": float(np.mean(v[-50:])) if v else None,
                              "curve": [round(float(np.mean(v[i : i + max(1, len(v) // 20)])), 4)
