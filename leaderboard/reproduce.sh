@@ -12,6 +12,9 @@ for model in oracle chance logmel pengi-tiny; do
   run --model "$model" --task clotho-caption,clotho-retrieval --data-dir "$SHARED/data/clotho-mini"
   run --model "$model" --task fsdd-digits --data-dir "$SHARED/data/fsdd"
 done
+# the shipped several-clip model (APT): two-clip questions and in-context few-shot as well
+run --model apt-tiny --task 'synth-*'
+run --model apt-tiny --task esc50 --data-dir "$SHARED/data/esc50-mini"
 # the shipped contrastive model: zero-shot by shared embeddings, embedding retrieval, probes (synthetic sounds only)
 run --model clap-tiny --task 'synth-*'
 # a HEAR 2021 module from PyPI (pip install --no-deps hearbaseline librosa: its pins no longer build)

@@ -494,9 +494,8 @@ OFFLINE_ARGS = {"pengi": {"checkpoint": "random", "config": "test-small-gpt2", "
 CHECKED_ELSEWHERE = {"hf": "test_hf_plugin.py", "openai": "test_openai_plugin.py", "clap": "test_clap.py",
                      "msclap": "test_clap.py", "predictions": "test_predictions.py (needs a file of outputs)",
                      # apt needs a language model: test_apt.py runs every capability around SmolLM2 (check_model
-                     # passes on that build too, in 12 s: too slow for the suite); apt-tiny's weights come
-                     # with issue 16's second part (test_apt.py checks its one-line refusal until then)
-                     "apt": "test_apt.py", "apt-tiny": "test_apt.py",
+                     # passes on that build too, in 12 s: too slow for the suite); apt-tiny is checked here
+                     "apt": "test_apt.py",
                      # rag's capabilities are its base model's; test_rag.py checks it around a small KB
                      "rag": "test_rag.py"}
 

@@ -26,8 +26,10 @@ def load_llm(spec: str):
     except UsageError:
         raise UsageError(f"apt: cannot find the language model {spec!r}; {HOW}") from None
     kwargs = {"gguf_file": gguf} if gguf else {}
+    from alm_bench.quiet import quiet_transformers
+
     try:
-        with gguf_parsed_once():
+        with gguf_parsed_once(), quiet_transformers():
             tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
             model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, **kwargs)
     except (OSError, ValueError, ImportError) as exc:

@@ -204,6 +204,8 @@ class AptModel(Model):
         sample = self.sample
         kwargs = {k: d[k] for k in ("num_beams", "max_new_tokens", "min_length", "repetition_penalty", "length_penalty")}
         kwargs["min_new_tokens"] = kwargs.pop("min_length")
+        if kwargs["repetition_penalty"] == 1.0:  # none; transformers warns when given one with embeddings
+            del kwargs["repetition_penalty"]
         if sample:  # nucleus sampling, as the public code's use_nucleus_sampling=True
             kwargs.update(do_sample=True, top_p=d["top_p"], temperature=d["temperature"])
         else:

@@ -1,6 +1,6 @@
 """Train ``apt-tiny`` on the synthetic suite's train splits with APT's curriculum.
 
-    python -m alm_bench_plugins.apt.training --output plugins/apt/weights/tiny --threads 2
+    python -m alm_bench_plugins.apt.training --output plugins/apt/weights/tiny --threads 1
 
 Stages, in order; each trains only what the paper trains at that point:
 
