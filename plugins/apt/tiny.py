@@ -1,5 +1,5 @@
-"""``apt-tiny``: APT's architecture at a size that trains on 2 CPU cores, trained by alm-bench on its
-synthetic suite (``training``) and to be shipped inside the package, as ``pengi-tiny`` is.
+"""``apt-tiny``: APT's architecture at a size that trains on a CPU, trained by alm-bench on its synthetic
+suite (``training``) and shipped inside the package, as ``pengi-tiny`` is.
 
 It is the ``apt`` model with other defaults: the ``tiny`` configuration, the shipped checkpoint
 (Audio-MAE included), the shipped language model (pretrained on the suite's texts, then frozen) whose
