@@ -417,8 +417,6 @@ def _stage(name: str, seconds: dict, function, *args):
 
 
 def train(recipe: Recipe, output: Path) -> dict:
-    from transformers import PreTrainedTokenizerFast
-
     from .model import AptModel
 
     start, seconds = time.perf_counter(), {}
@@ -429,7 +427,6 @@ def train(recipe: Recipe, output: Path) -> dict:
     multi = _stage("render-multi", seconds, multi_examples, recipe, clips, rng)
     texts = [" ".join(as_text(e, clips)) for e in single + multi] + [SOUND_OF, DESCRIBE, KEY_WORDS, *synth.EVENT_LABELS]
     tokenizer = bpe.train_tokenizer(texts, CONFIGS[recipe.config].qformer.vocab_size, specials=(AUDIO_WORD,))
-    assert isinstance(tokenizer, PreTrainedTokenizerFast)
     tokenizer.pad_token = tokenizer.eos_token  # padding is always masked out
     # several-clip texts repeated to two thirds of the corpus: reading labels from context is the skill
     # that takes the language model longest to learn (answering from one description is quickly learnt)
