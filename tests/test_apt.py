@@ -194,6 +194,28 @@ def test_describe_states_every_attribute_in_time_order():
     assert describe(events) == "at the beginning two loud high beeps, then at the end one quiet rumble"
 
 
+def test_alignment_counts_every_text_true_of_a_clip_as_a_positive():
+    from alm_bench_plugins.apt import training
+
+    clips = training.Clips()
+    scenes = [[{"kind": "beep", "count": 1, "loudness": "loud", "pitch": "high", "position": "end"}],
+              [{"kind": "beep", "count": 2, "loudness": "quiet", "pitch": "low", "position": "beginning"},
+               {"kind": "rumble", "count": 1, "loudness": "quiet", "pitch": None, "position": "end"}],
+              [{"kind": "rumble", "count": 1, "loudness": "quiet", "pitch": None, "position": "end"}]]
+    for i, events in enumerate(scenes):
+        clips.add(np.full(160, i, np.float32), f"c{i}", events, ["a caption"] if i == 1 else ())
+    texts = training.AlignmentTexts(clips)
+    drawn = [(training.describe(scenes[0]), "scene", texts.kinds[0]), ("beep, rumble", "kinds", texts.kinds[1]),
+             ("rumble", "kind", frozenset(["rumble"]))]
+    # rows are clips, columns the texts drawn for clips 0, 1, 2: a scene only for its own description,
+    # a list of kinds for exactly those kinds, one kind's name wherever that kind sounds
+    assert texts.relevance([0, 1, 2], drawn).tolist() == [[1, 0, 0], [0, 1, 1], [0, 0, 1]]
+    rng = np.random.default_rng(0)
+    claims = {texts.draw(1, rng)[:2] for _ in range(200)}
+    assert claims == {(training.describe(scenes[1]), "scene"), ("a caption", "scene"), ("beep, rumble", "kinds"),
+                      ("rumble, beep", "kinds"), ("beep", "kind"), ("rumble", "kind")}
+
+
 # -- apt-tiny: the shipped weights ---------------------------------------------------------------
 @pytest.fixture(scope="module")
 def apt_tiny(registry, one_torch_thread):

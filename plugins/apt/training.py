@@ -12,8 +12,10 @@ Stages, in order; each trains only what the paper trains at that point:
 - ``encoder``: the tiny Audio-MAE is pretrained to tell each clip's kinds and, per kind, its loudness,
   pitch, position and count (no pretrained Audio-MAE this small exists), then frozen, as the paper
   freezes Audio-MAE.
-- stage 0, ``align``: audio-text alignment of the aligner (Q-Former + queries): a contrastive loss
-  between the mean query output and the Q-Former's text embedding of the clip's description.
+- stage 0, ``align``: audio-text alignment of the aligner (Q-Former + queries): a contrastive loss, both
+  directions, between the mean query output and the Q-Former's text embedding of a text true of the clip
+  (its description, a reference caption, its kinds as a list, or one kind's name).  It goes on beside the
+  answers in stages 1 to 3, so the text side stays the text encoder that matches answers to class names.
 - stage 1, ``single``: one clip, instruction -> answer, next-token loss on the answer (+ eos):
   tagging, captioning, key words, counting and when-does-it-happen questions, each under the paper's
   prompt and the suite's (Pengi's) prompt.
@@ -70,7 +72,7 @@ class Recipe:
     batch_size: int = 32
     lm_steps: int = 4000
     encoder_steps: int = 1000
-    align_steps: int = 300
+    align_steps: int = 1000
     single_steps: int = 2000
     multi_steps: int = 1500
     raft_steps: int = 300
@@ -272,7 +274,7 @@ def text_ids(tokenizer, parts: Sequence[str]) -> tuple[list[int], int]:
     return ids + answer, len(ids)
 
 
-def pretrain_lm(tokenizer, examples: Sequence[Example], clips: Clips, recipe: Recipe, rng: np.random.Generator):
+def pretrain_lm(tokenizer, examples: Sequence[Example], clips: Clips, recipe: Recipe, rng: np.random.Generator, lm=None):
     """A small Llama-style causal LM trained on the examples written as text (``as_text``), with the loss on
     the answers (instruction tuning's loss: the inputs are given, never predicted), returned frozen."""
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -282,7 +284,7 @@ def pretrain_lm(tokenizer, examples: Sequence[Example], clips: Clips, recipe: Re
                          max_position_embeddings=512, bos_token_id=tokenizer.bos_token_id,
                          eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.eos_token_id,
                          tie_word_embeddings=True)
-    lm = LlamaForCausalLM(config)
+    lm = lm if lm is not None else LlamaForCausalLM(config)
 
     def loss_of(rows):
         sequences = [text_ids(tokenizer, as_text(fresh(examples[i], rng), clips)) for i in rows]
@@ -343,25 +345,65 @@ def pretrain_encoder(model, clips: Clips, fbanks: torch.Tensor, recipe: Recipe, 
     return losses
 
 
-def align(model, clips: Clips, patches: torch.Tensor, recipe: Recipe, rng: np.random.Generator) -> list[float]:
-    """Stage 0: contrastive alignment of mean query outputs with the Q-Former's embedding of the description."""
+class AlignmentTexts:
+    """Per clip, the texts stage 0 aligns it with, each with what it claims of a clip: its description and
+    reference captions claim the scene (relevant to clips with the same description); its kinds as a list
+    claim exactly those kinds; one kind's name claims that kind is present.  Aligned this way, the text
+    side also embeds answers and class names near each other (the paper matches generated answers to class
+    names with this text encoder)."""
+
+    def __init__(self, clips: Clips) -> None:
+        self.scenes = [describe(events) for events in clips.events.values()]
+        self.kinds = [frozenset(e["kind"] for e in events) for events in clips.events.values()]
+        self.captions = [clips.captions.get(sha, []) for sha in clips.events]
+
+    def draw(self, row: int, rng: np.random.Generator) -> tuple[str, str, frozenset]:
+        """(text, claim, kinds): claim is 'scene', 'kinds' or 'kind'."""
+        kinds = sorted(self.kinds[row])
+        choice = int(rng.integers(4))
+        if choice == 0 or (choice == 1 and not self.captions[row]):
+            return self.scenes[row], "scene", self.kinds[row]
+        if choice == 1:
+            return self.captions[row][int(rng.integers(len(self.captions[row])))], "scene", self.kinds[row]
+        if choice == 2:
+            return ", ".join(kinds[i] for i in rng.permutation(len(kinds))), "kinds", self.kinds[row]
+        kind = kinds[int(rng.integers(len(kinds)))]
+        return kind, "kind", frozenset([kind])
+
+    def relevance(self, rows: Sequence[int], drawn: Sequence[tuple[str, str, frozenset]]) -> torch.Tensor:
+        """[clips, texts]: 1 where the text is true of the clip."""
+        def true_of(row: int, claim: str, kinds: frozenset, source: int) -> bool:
+            if claim == "scene":
+                return self.scenes[row] == self.scenes[source]
+            return kinds == self.kinds[row] if claim == "kinds" else kinds <= self.kinds[row]
+        return torch.tensor([[true_of(i, claim, kinds, j) for j, (_, claim, kinds) in zip(rows, drawn)] for i in rows],
+                            dtype=torch.float)
+
+
+def alignment_loss(model, texts: AlignmentTexts, patches: torch.Tensor, rows, rng: np.random.Generator) -> torch.Tensor:
+    """Stage 0's audio-text contrastive loss (the paper's ATC, unimodal masks): mean query output (queries
+    reading no text) against the Q-Former's text embedding, both directions, every true pair a positive."""
     net, tok = model.network, model.qformer_tokenizer
-    texts = [describe(events) for events in clips.events.values()]
     empty = tok([""], return_tensors="pt")
+    audio = net.ln_audio(patches[rows].float())
+    queries = net.queries(audio, empty["input_ids"], empty["attention_mask"])
+    queries = queries.view(len(rows), -1, queries.shape[-1]).mean(1)
+    drawn = [texts.draw(int(row), rng) for row in rows]
+    enc = tok([text for text, _, _ in drawn], padding=True, return_tensors="pt")
+    text = net.text_embedding(enc["input_ids"], enc["attention_mask"])
+    logits = F.normalize(queries, dim=-1) @ F.normalize(text, dim=-1).T / 0.07
+    true = texts.relevance(rows, drawn)
+    audio_to_text = -(F.log_softmax(logits, 1) * true / true.sum(1, keepdim=True)).sum(1).mean()
+    text_to_audio = -(F.log_softmax(logits, 0) * true / true.sum(0, keepdim=True)).sum(0).mean()
+    return (audio_to_text + text_to_audio) / 2
 
-    def loss_of(rows):
-        audio = net.ln_audio(patches[rows].float())
-        queries = net.queries(audio, empty["input_ids"].expand(len(rows), -1),
-                              empty["attention_mask"].expand(len(rows), -1))
-        queries = queries.view(len(rows), -1, queries.shape[-1]).mean(1)
-        enc = tok([texts[i] for i in rows], padding=True, return_tensors="pt")
-        text = net.text_embedding(enc["input_ids"], enc["attention_mask"])
-        logits = F.normalize(queries, dim=-1) @ F.normalize(text, dim=-1).T / 0.07
-        same = torch.tensor([[texts[i] == texts[j] for j in rows] for i in rows], dtype=torch.float)
-        return -(F.log_softmax(logits, 1) * same / same.sum(1, keepdim=True)).sum(1).mean()
 
+def align(model, texts: AlignmentTexts, patches: torch.Tensor, recipe: Recipe, rng: np.random.Generator) -> list[float]:
+    """Stage 0: the aligner (Q-Former and queries) learns audio-text contrast alone."""
+    net = model.network
     params = [*net.qformer.parameters(), net.query_tokens, *net.ln_audio.parameters()]
-    return _fit("align", params, recipe.align_steps, len(patches), recipe.learning_rate, recipe, rng, loss_of)
+    return _fit("align", params, recipe.align_steps, len(patches), recipe.learning_rate, recipe, rng,
+                lambda rows: alignment_loss(model, texts, patches, rows, rng))
 
 
 def answer_loss(model, batch: Sequence[Example], patches: torch.Tensor, row_of: dict[str, int]) -> torch.Tensor:
@@ -398,13 +440,19 @@ def answer_loss(model, batch: Sequence[Example], patches: torch.Tensor, row_of: 
 
 
 def instruct(name: str, model, examples: Sequence[Example], steps: int, patches: torch.Tensor, row_of: dict,
-             recipe: Recipe, rng: np.random.Generator) -> list[float]:
-    """Stages 1 and 2: the aligner, projection and audio-indicator token learn; the LM and encoder stay frozen."""
+             texts: AlignmentTexts, recipe: Recipe, rng: np.random.Generator) -> list[float]:
+    """Stages 1 to 3: the aligner, projection and audio-indicator token learn; the LM and encoder stay frozen.
+    Stage 0's contrast goes on beside the answers (half a batch a step), or the shared Q-Former layers
+    would carry the text side away from the alignment the text encoder relies on."""
     net = model.network
     params = [*net.qformer.parameters(), net.query_tokens, *net.ln_audio.parameters(), *net.llm_proj.parameters(),
               net.audio_indicator_token]
-    return _fit(name, params, steps, len(examples), recipe.learning_rate, recipe, rng,
-                lambda rows: answer_loss(model, [fresh(examples[i], rng) for i in rows], patches, row_of))
+    half = max(2, recipe.batch_size // 2)
+
+    def loss_of(rows):
+        answers = answer_loss(model, [fresh(examples[i], rng) for i in rows], patches, row_of)
+        return answers + alignment_loss(model, texts, patches, rng.choice(len(patches), half, replace=False), rng)
+    return _fit(name, params, steps, len(examples), recipe.learning_rate, recipe, rng, loss_of)
 
 
 # -- the run -------------------------------------------------------------------------------------
@@ -450,16 +498,17 @@ def train(recipe: Recipe, output: Path) -> dict:
         encoded = [net.audio_encoder.model(fbanks[i : i + 256]) for i in range(0, len(fbanks), 256)]
         patches, pooled = torch.cat([p for p, _ in encoded]), torch.cat([q for _, q in encoded])
     net.train()
-    losses["align"] = _stage("align", seconds, align, model, clips, patches, recipe, rng)
+    alignment = AlignmentTexts(clips)
+    losses["align"] = _stage("align", seconds, align, model, alignment, patches, recipe, rng)
     losses["single"] = _stage("single", seconds, instruct, "single", model, single, recipe.single_steps, patches,
-                              row_of, recipe, rng)
+                              row_of, alignment, recipe, rng)
     mixed = multi + [single[i] for i in rng.choice(len(single), len(multi) // 3, replace=False)]
     losses["multi"] = _stage("multi", seconds, instruct, "multi", model, mixed, recipe.multi_steps, patches, row_of,
-                             recipe, rng)
+                             alignment, recipe, rng)
     raft = raft_examples(recipe, clips, pooled, row_of, rng)
     raft += [mixed[i] for i in rng.choice(len(mixed), len(raft), replace=False)]  # the other skills stay
     losses["raft"] = _stage("raft", seconds, instruct, "raft", model, raft, recipe.raft_steps, patches, row_of,
-                            recipe, rng)
+                            alignment, recipe, rng)
     net.eval()
     record = {"command": command(recipe, output), "recipe": dataclasses.asdict(recipe),
               "examples": {"single": len(single), "multi": len(multi), "lm_corpus": len(corpus)},
