@@ -274,17 +274,21 @@ def text_ids(tokenizer, parts: Sequence[str]) -> tuple[list[int], int]:
     return ids + answer, len(ids)
 
 
-def pretrain_lm(tokenizer, examples: Sequence[Example], clips: Clips, recipe: Recipe, rng: np.random.Generator, lm=None):
-    """A small Llama-style causal LM trained on the examples written as text (``as_text``), with the loss on
-    the answers (instruction tuning's loss: the inputs are given, never predicted), returned frozen."""
+def language_model(tokenizer, recipe: Recipe, heads: int = 4):
+    """A fresh small Llama-style decoder over ``tokenizer`` (input and output embeddings tied)."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=recipe.lm_width, intermediate_size=4 * recipe.lm_width,
-                         num_hidden_layers=recipe.lm_layers, num_attention_heads=4, num_key_value_heads=4,
-                         max_position_embeddings=512, bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.eos_token_id,
-                         tie_word_embeddings=True)
-    lm = lm if lm is not None else LlamaForCausalLM(config)
+    return LlamaForCausalLM(LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=recipe.lm_width, intermediate_size=4 * recipe.lm_width,
+        num_hidden_layers=recipe.lm_layers, num_attention_heads=heads, num_key_value_heads=heads,
+        max_position_embeddings=512, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.eos_token_id, tie_word_embeddings=True))
+
+
+def pretrain_lm(tokenizer, examples: Sequence[Example], clips: Clips, recipe: Recipe, rng: np.random.Generator):
+    """A small Llama-style causal LM trained on the examples written as text (``as_text``), with the loss on
+    the answers (instruction tuning's loss: the inputs are given, never predicted), returned frozen."""
+    lm = language_model(tokenizer, recipe)
 
     def loss_of(rows):
         sequences = [text_ids(tokenizer, as_text(fresh(examples[i], rng), clips)) for i in rows]
