@@ -1,6 +1,6 @@
 """Can apt-tiny's language model learn to read a label from its context?  Text only, no audio.
 
-    python bench/apt_lm_recall.py [--steps 3000] [--layers 2] [--heads 4] [--kind-only]
+    python bench/apt_lm_recall.py [--steps 3000] [--layers 2] [--heads 4] [--kind-only] [--prompt TEXT]
 
 APT's few-shot learner needs its frozen language model to copy a label from the episode: after
 ``<clip A> this is a sound of zugam ... <clip A'> this is a sound of`` it must say ``zugam``.  This
@@ -10,7 +10,8 @@ over 5 kinds with non-words drawn afresh for every sequence, the loss on every l
 before.  Every ``--eval-every`` steps it reports the accuracy on 100 held-out 5-way 1-shot non-word
 episodes, written as apt-tiny's language model reads them in pretraining (each label scored by its
 log-likelihood; chance 0.2).  ``--kind-only`` writes a one-event clip as its kind alone (``<audio> beep``),
-the easiest key to match.
+the easiest key to match; ``--prompt ''`` puts each label right after its clip (plain induction: copy
+what followed the last time this token came).
 """
 
 from __future__ import annotations
