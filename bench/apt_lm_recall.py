@@ -9,7 +9,8 @@ signal for that skill, "multi-query associative recall": sequences of 12 (clip a
 over 5 kinds with non-words drawn afresh for every sequence, the loss on every label whose kind came
 before.  Every ``--eval-every`` steps it reports the accuracy on 100 held-out 5-way 1-shot non-word
 episodes, written as apt-tiny's language model reads them in pretraining (each label scored by its
-log-likelihood; chance 0.2).  ``--kind-only`` writes a one-event clip as its kind alone (``<audio> beep``),
+log-likelihood; chance 0.2), and, on fresh recall sequences, how often its top guess is a repeated
+label's first token (choosing the word: needs the clip matched) and a later token (finishing it).  ``--kind-only`` writes a one-event clip as its kind alone (``<audio> beep``),
 the easiest key to match; ``--prompt ''`` puts each label right after its clip (plain induction: copy
 what followed the last time this token came).
 """
@@ -67,19 +68,22 @@ def main() -> None:
     def ids(text: str) -> list[int]:
         return tokenizer(text, add_special_tokens=False)["input_ids"]
 
-    def recall_sequence() -> tuple[list[int], list[int]]:
+    def recall_sequence(rng: np.random.Generator) -> tuple[list[int], list[int], list[int]]:
+        """Token ids, labels (-100 but on repeated labels) and the positions of those labels' first tokens."""
         chosen = [kinds[i] for i in rng.choice(len(kinds), WAYS, replace=False)]
         words, prompt = synth.nonce_words(rng, WAYS), T.SOUND_OF if rng.random() < 0.5 else T.SUITE_SOUND_OF
         prompt = prompt if args.prompt is None else args.prompt
-        tokens, labels, seen = [tokenizer.bos_token_id], [-100], set()
+        tokens, labels, seen, firsts = [tokenizer.bos_token_id], [-100], set(), []
         for _ in range(args.pairs):
             k = int(rng.integers(WAYS))
             clip = by_kind[chosen[k]][int(rng.integers(len(by_kind[chosen[k]])))]
             context, word = ids(clips.text(clip)) + ids(prompt), ids(" " + words[k])
+            if k in seen:
+                firsts.append(len(tokens) + len(context))
             tokens += context + word
             labels += [-100] * len(context) + (word if k in seen else [-100] * len(word))
             seen.add(k)
-        return tokens, labels
+        return tokens, labels, firsts
 
     lm = T.language_model(tokenizer, recipe, heads=args.heads)
 
@@ -98,10 +102,30 @@ def main() -> None:
                 sequence, start = T.text_ids(tokenizer, parts[:-1] + (word,))
                 with torch.no_grad():
                     logp = torch.log_softmax(lm(torch.tensor([sequence])).logits[0], -1)
-                scores.append(sum(logp[i - 1, sequence[i]].item() for i in range(start, len(sequence))))
+                # the word's tokens, not the eos after it: a recall sequence never ends a label
+                scores.append(sum(logp[i - 1, sequence[i]].item() for i in range(start, len(sequence) - 1)))
             correct += words[int(np.argmax(scores))] == example.answer
         lm.train()
         return correct / len(held_out)
+
+    def copied() -> tuple[float, float]:
+        """On 50 fresh recall sequences, the share of repeated labels' first tokens and of their later
+        tokens that are the model's top guess: choosing the word, and finishing it."""
+        lm.eval()
+        hits = {True: [], False: []}
+        for tokens, labels, firsts in (recall_sequence(np.random.default_rng([7, i])) for i in range(50)):
+            with torch.no_grad():
+                guess = lm(torch.tensor([tokens])).logits[0].argmax(-1)
+            for i, label in enumerate(labels):
+                if label != -100:
+                    hits[i in firsts].append(int(guess[i - 1]) == label)
+        lm.train()
+        return float(np.mean(hits[True])), float(np.mean(hits[False]))
+
+    def report(when: str) -> None:
+        first, later = copied()
+        print(f"  {when}: held-out 1-shot non-word accuracy {accuracy():.2f} (chance 0.20); in recall sequences "
+              f"{first:.2f} of first tokens and {later:.2f} of later tokens guessed", flush=True)
 
     step = 0
 
@@ -109,17 +133,18 @@ def main() -> None:
         nonlocal step
         step += 1
         if step % args.eval_every == 0:
-            print(f"  step {step}: held-out 1-shot non-word accuracy {accuracy():.2f} (chance 0.20)", flush=True)
-        batch = [recall_sequence() for _ in rows]
-        tokens = torch.nn.utils.rnn.pad_sequence([torch.tensor(t) for t, _ in batch], batch_first=True)
-        labels = torch.nn.utils.rnn.pad_sequence([torch.tensor(l) for _, l in batch], batch_first=True, padding_value=-100)
-        mask = torch.nn.utils.rnn.pad_sequence([torch.ones(len(t), dtype=torch.long) for t, _ in batch], batch_first=True)
+            report(f"step {step}")
+        batch = [recall_sequence(rng) for _ in rows]
+        tokens = torch.nn.utils.rnn.pad_sequence([torch.tensor(t) for t, _, _ in batch], batch_first=True)
+        labels = torch.nn.utils.rnn.pad_sequence([torch.tensor(l) for _, l, _ in batch], batch_first=True,
+                                                 padding_value=-100)
+        mask = torch.nn.utils.rnn.pad_sequence([torch.ones(len(t), dtype=torch.long) for t, _, _ in batch],
+                                               batch_first=True)
         return lm(input_ids=tokens, attention_mask=mask, labels=labels).loss
 
     start = time.perf_counter()
     T._fit("recall", lm.parameters(), args.steps, recipe.batch_size, args.lr, recipe, rng, loss_of)
-    print(f"after {args.steps} steps ({time.perf_counter() - start:.0f} s): held-out 1-shot non-word accuracy "
-          f"{accuracy():.2f} (chance 0.20)")
+    report(f"after {args.steps} steps ({time.perf_counter() - start:.0f} s)")
 
 
 if __name__ == "__main__":
