@@ -27,6 +27,7 @@ from alm_bench import synth
 from alm_bench_plugins import bpe
 from alm_bench_plugins.apt import training as T
 from alm_bench_plugins.apt.config import CONFIGS
+from alm_bench_plugins.apt.llm import shared_prefix_scores
 
 WAYS, HELD_OUT = 5, 100
 
@@ -58,10 +59,7 @@ def main() -> None:
     texts = [" ".join(T.as_text(e, clips)) for e in single + multi] + [T.SOUND_OF, *synth.EVENT_LABELS]
     tokenizer = bpe.train_tokenizer(texts, CONFIGS[recipe.config].qformer.vocab_size, specials=(T.AUDIO_WORD,))
     tokenizer.pad_token = tokenizer.eos_token
-    by_kind: dict[str, list] = {}
-    for sha, events in clips.events.items():
-        if len(events) == 1:
-            by_kind.setdefault(events[0]["kind"], []).append(clips.clips[sha])
+    by_kind = clips.by_kind()
     kinds = sorted(by_kind)
     held_out = [e for e in multi if e.nonce][-HELD_OUT:]
 
@@ -97,14 +95,12 @@ def main() -> None:
             if args.prompt is not None:  # the same episode with the other text between clips and labels
                 parts = tuple(f"{args.prompt} {words[i // 2]}" if i % 2 else part
                               for i, part in enumerate(parts[:-3])) + (parts[-3], args.prompt, parts[-1])
-            scores = []
-            for word in words:
-                sequence, start = T.text_ids(tokenizer, parts[:-1] + (word,))
-                with torch.no_grad():
-                    logp = torch.log_softmax(lm(torch.tensor([sequence])).logits[0], -1)
-                # the word's tokens, not the eos after it: a recall sequence never ends a label
-                scores.append(sum(logp[i - 1, sequence[i]].item() for i in range(start, len(sequence) - 1)))
-            correct += words[int(np.argmax(scores))] == example.answer
+            sequence, start = T.text_ids(tokenizer, parts)
+            prefix = lm.get_input_embeddings()(torch.tensor([sequence[:start]]))
+            # each word's tokens, not the eos after it: a recall sequence never ends a label
+            with torch.no_grad():
+                scores = shared_prefix_scores(lm, prefix, [ids(" " + word) for word in words])
+            correct += words[int(scores.argmax())] == example.answer
         lm.train()
         return correct / len(held_out)
 

@@ -142,12 +142,24 @@ class Clips:
     def text(self, clip: Clip) -> str:
         return f"{AUDIO_WORD} {describe(self.events[clip.sha])}"
 
+    def by_kind(self) -> dict[str, list[Clip]]:
+        """The clips of one event, by its kind (few-shot episodes are made of them)."""
+        out: dict[str, list[Clip]] = {}
+        for sha, events in self.events.items():
+            if len(events) == 1:
+                out.setdefault(events[0]["kind"], []).append(self.clips[sha])
+        return out
+
 
 # -- examples ------------------------------------------------------------------------------------
-def _kinds_answer(rng: np.random.Generator, events: Sequence[dict]) -> str:
-    """The kinds present, in a random order: a set, so no kind is favoured by coming first."""
-    kinds = list(dict.fromkeys(e["kind"] for e in events))
+def _listed(rng: np.random.Generator, kinds: Sequence[str]) -> str:
+    """Kinds as a list in a random order: a set, so no kind is favoured by coming first."""
     return ", ".join(kinds[i] for i in rng.permutation(len(kinds)))
+
+
+def _kinds_answer(rng: np.random.Generator, events: Sequence[dict]) -> str:
+    """The kinds present, listed (``_listed``)."""
+    return _listed(rng, list(dict.fromkeys(e["kind"] for e in events)))
 
 
 def single_examples(recipe: Recipe, clips: Clips, rng: np.random.Generator) -> list[Example]:
@@ -185,10 +197,7 @@ def multi_examples(recipe: Recipe, clips: Clips, rng: np.random.Generator) -> li
             (a, b), record = synth.render_item(name, "train", index)
             pair = tuple(clips.add(w, f"{record['id']}{s}", c) for w, s, c in zip((a, b), "ab", record["clips"]))
             examples.append(Example(pair + (QUESTION.format(question=record["question"]),), record["answer"]))
-    by_kind: dict[str, list[Clip]] = {}
-    for sha, events in clips.events.items():
-        if len(events) == 1:
-            by_kind.setdefault(events[0]["kind"], []).append(clips.clips[sha])
+    by_kind = clips.by_kind()
     available = sorted(by_kind)
     for _ in range(3 * recipe.items):
         kinds = [available[i] for i in rng.choice(len(available), 5, replace=False)]
@@ -370,7 +379,7 @@ class AlignmentTexts:
         if choice == 1:
             return self.captions[row][int(rng.integers(len(self.captions[row])))], "scene", self.kinds[row]
         if choice == 2:
-            return ", ".join(kinds[i] for i in rng.permutation(len(kinds))), "kinds", self.kinds[row]
+            return _listed(rng, kinds), "kinds", self.kinds[row]
         kind = kinds[int(rng.integers(len(kinds)))]
         return kind, "kind", frozenset([kind])
 
