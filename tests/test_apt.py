@@ -186,6 +186,45 @@ def test_training_examples_follow_the_curriculum():
     assert text[0].startswith(training.AUDIO_WORD + " ") and text[-1] == pairs[0].answer
 
 
+def test_recall_practice_puts_the_loss_on_every_label_the_context_determines():
+    from transformers import AutoTokenizer
+
+    from alm_bench import synth
+    from alm_bench_plugins.apt import training
+    from alm_bench_plugins.apt.tiny import LLM
+
+    tokenizer = AutoTokenizer.from_pretrained(LLM)
+
+    def lesson(seed: int, names: float) -> tuple[list[str], list[str], list[str]]:
+        """Each pair's kind and label, and the labels in the loss."""
+        rng = np.random.default_rng(seed)
+        ids, labels = training.recall_practice(tokenizer, synth.EVENT_LABELS, rng, names=names)
+        assert len(ids) == len(labels) and ids[0] == tokenizer.bos_token_id
+        # each pair reads "KIND this is a sound of LABEL"
+        pairs = [p.strip() for p in tokenizer.decode(ids[1:]).split(training.AUDIO_WORD)[1:]]
+        in_loss, start = [], None
+        for i, label in enumerate(labels + [-100]):  # spans of consecutive label tokens
+            if label != -100 and start is None:
+                start = i
+            elif label == -100 and start is not None:
+                in_loss.append(tokenizer.decode(ids[start:i]).strip())
+                start = None
+        return ([p.split(" this is")[0].split(" This is")[0] for p in pairs], [p.split(" sound of ")[1] for p in pairs],
+                in_loss)
+
+    lessons = [lesson(seed, names=0.0) for seed in range(8)]
+    for kinds, words, in_loss in lessons:
+        assert len(words) == 12 and set(kinds) <= set(synth.EVENT_LABELS)
+        assert len(set(zip(kinds, words))) == len(set(kinds)) == len(set(words)) <= 5  # one label per kind
+        repeated = [w for i, (k, w) in enumerate(zip(kinds, words)) if k in kinds[:i]]
+        assert in_loss == repeated and repeated  # every label shown before, never a first showing
+    # labelled with non-words, or with names given to other kinds
+    assert {all(w in synth.EVENT_LABELS for w in words) for _, words, _ in lessons} == {True, False}
+    assert any(k != w for kinds, words, _ in lessons for k, w in zip(kinds, words) if w in synth.EVENT_LABELS)
+    kinds, words, in_loss = lesson(0, names=1.0)
+    assert in_loss == words == kinds  # a kind's own name: the clip says it, so every label is in the loss
+
+
 def test_describe_states_every_attribute_in_time_order():
     from alm_bench_plugins.apt.training import describe
 

@@ -81,6 +81,8 @@ class Recipe:
     lm_learning_rate: float = 2e-3
     lm_layers: int = 2
     lm_width: int = 128
+    #: share of each language-model batch that is recall practice (``recall_practice``)
+    lm_recall: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -294,22 +296,65 @@ def language_model(tokenizer, recipe: Recipe, heads: int = 4):
         pad_token_id=tokenizer.eos_token_id, tie_word_embeddings=True))
 
 
+def recall_practice(tokenizer, kinds: Sequence[str], rng: np.random.Generator, pairs: int = 12, ways: int = 5,
+                    names: float = 0.3, shuffled: float = 0.5) -> tuple[list[int], list[int]]:
+    """Token ids and labels of one dense lesson in reading labels from context (multi-query associative
+    recall): ``pairs`` of (``<audio> KIND``, prompt, label) over ``ways`` kinds.  The labels are the kinds'
+    names (``names`` of the time: the clip says it), or else kinds' names given to other kinds
+    (``shuffled`` of the rest) or non-words drawn afresh.  The loss is on every label the context
+    determines: a kind's own name always, any other label once its kind has been shown with it.
+    Few-shot episodes carry this skill in their last answer alone, too thinly for a small model to find;
+    non-words alone do not teach it either: they start with one of a few letters, so guessing among the
+    letters seen scores nearly as well as matching the clip, while a shuffled name is a whole word."""
+    chosen = [kinds[i] for i in rng.choice(len(kinds), ways, replace=False)]
+    named = rng.random() < names
+    if named:
+        words = chosen
+    elif rng.random() < 1 - shuffled:
+        words = synth.nonce_words(rng, ways)
+    else:
+        words = [kinds[i] for i in rng.choice(len(kinds), ways, replace=False)]
+    prompt = SOUND_OF if rng.random() < 0.5 else SUITE_SOUND_OF
+    ids, labels, seen = [tokenizer.bos_token_id], [-100], set()
+    for _ in range(pairs):
+        k = int(rng.integers(ways))
+        context = tokenizer(f"{AUDIO_WORD} {chosen[k]} {prompt}", add_special_tokens=False)["input_ids"]
+        word = tokenizer(" " + words[k], add_special_tokens=False)["input_ids"]
+        ids += context + word
+        labels += [-100] * len(context) + (word if named or k in seen else [-100] * len(word))
+        seen.add(k)
+    return ids, labels
+
+
+def lm_loss(lm, tokenizer, sequences: Sequence[tuple[list[int], list[int]]]) -> torch.Tensor:
+    """Next-token loss over padded (ids, labels) pairs."""
+    ids = torch.nn.utils.rnn.pad_sequence([torch.tensor(i) for i, _ in sequences], batch_first=True,
+                                          padding_value=tokenizer.pad_token_id)
+    labels = torch.nn.utils.rnn.pad_sequence([torch.tensor(l) for _, l in sequences], batch_first=True,
+                                             padding_value=-100)
+    mask = torch.nn.utils.rnn.pad_sequence([torch.ones(len(i), dtype=torch.long) for i, _ in sequences],
+                                           batch_first=True)
+    return lm(input_ids=ids, attention_mask=mask, labels=labels).loss
+
+
+def lm_batch(tokenizer, examples: Sequence[Example], clips: Clips, rows, recipe: Recipe,
+             rng: np.random.Generator) -> list[tuple[list[int], list[int]]]:
+    """One pretraining batch: the examples at ``rows`` as text, the loss on their answers (instruction
+    tuning's loss: the inputs are given, never predicted), and ``lm_recall`` of the batch recall practice."""
+    practice = int(round(recipe.lm_recall * len(rows)))
+    batch = []
+    for i in rows[: len(rows) - practice]:
+        ids, answer_start = text_ids(tokenizer, as_text(fresh(examples[i], rng), clips))
+        batch.append((ids, [-100] * answer_start + ids[answer_start:]))
+    return batch + [recall_practice(tokenizer, synth.EVENT_LABELS, rng) for _ in range(practice)]
+
+
 def pretrain_lm(tokenizer, examples: Sequence[Example], clips: Clips, recipe: Recipe, rng: np.random.Generator):
-    """A small Llama-style causal LM trained on the examples written as text (``as_text``), with the loss on
-    the answers (instruction tuning's loss: the inputs are given, never predicted), returned frozen."""
+    """A small Llama-style causal LM trained on the examples written as text (``as_text``) and on recall
+    practice (``lm_batch``), returned frozen."""
     lm = language_model(tokenizer, recipe)
-
-    def loss_of(rows):
-        sequences = [text_ids(tokenizer, as_text(fresh(examples[i], rng), clips)) for i in rows]
-        batch = [torch.tensor(ids) for ids, _ in sequences]
-        ids = torch.nn.utils.rnn.pad_sequence(batch, batch_first=True)
-        mask = torch.nn.utils.rnn.pad_sequence([torch.ones_like(b) for b in batch], batch_first=True)
-        labels = ids.masked_fill(mask == 0, -100)
-        for row, (_, answer_start) in enumerate(sequences):
-            labels[row, :answer_start] = -100
-        return lm(input_ids=ids, attention_mask=mask, labels=labels).loss
-
-    losses = _fit("lm", lm.parameters(), recipe.lm_steps, len(examples), recipe.lm_learning_rate, recipe, rng, loss_of)
+    losses = _fit("lm", lm.parameters(), recipe.lm_steps, len(examples), recipe.lm_learning_rate, recipe, rng,
+                  lambda rows: lm_loss(lm, tokenizer, lm_batch(tokenizer, examples, clips, rows, recipe, rng)))
     return lm.eval().requires_grad_(False), losses
 
 
@@ -477,6 +522,17 @@ def _stage(name: str, seconds: dict, function, *args):
     return out
 
 
+def lm_corpus(recipe: Recipe, clips: Clips, single: list[Example], multi: list[Example]) -> tuple[object, list[Example]]:
+    """The language model's tokenizer (a BPE of every text of the curriculum) and its pretraining examples."""
+    texts = [" ".join(as_text(e, clips)) for e in single + multi] + [SOUND_OF, DESCRIBE, KEY_WORDS, *synth.EVENT_LABELS]
+    tokenizer = bpe.train_tokenizer(texts, CONFIGS[recipe.config].qformer.vocab_size, specials=(AUDIO_WORD,))
+    tokenizer.pad_token = tokenizer.eos_token  # padding is always masked out
+    # several-clip texts repeated to two thirds of the corpus: reading labels from context is the skill
+    # that takes the language model longest to learn (answering from one description is quickly learnt)
+    repeats = max(1, round(2 * len(single) / max(1, len(multi))))
+    return tokenizer, single + multi * repeats
+
+
 def train(recipe: Recipe, output: Path) -> dict:
     from .model import AptModel
 
@@ -486,13 +542,7 @@ def train(recipe: Recipe, output: Path) -> dict:
     clips = Clips()
     single = _stage("render", seconds, single_examples, recipe, clips, rng)
     multi = _stage("render-multi", seconds, multi_examples, recipe, clips, rng)
-    texts = [" ".join(as_text(e, clips)) for e in single + multi] + [SOUND_OF, DESCRIBE, KEY_WORDS, *synth.EVENT_LABELS]
-    tokenizer = bpe.train_tokenizer(texts, CONFIGS[recipe.config].qformer.vocab_size, specials=(AUDIO_WORD,))
-    tokenizer.pad_token = tokenizer.eos_token  # padding is always masked out
-    # several-clip texts repeated to two thirds of the corpus: reading labels from context is the skill
-    # that takes the language model longest to learn (answering from one description is quickly learnt)
-    repeats = max(1, round(2 * len(single) / max(1, len(multi))))
-    corpus = single + multi * repeats
+    tokenizer, corpus = lm_corpus(recipe, clips, single, multi)
     lm, lm_losses = _stage("lm", seconds, pretrain_lm, tokenizer, corpus, clips, recipe, rng)
     output.mkdir(parents=True, exist_ok=True)
     lm.save_pretrained(output / "llm")
