@@ -49,7 +49,8 @@ def main() -> None:
     if args.evaluate:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        tokenizer, lm = AutoTokenizer.from_pretrained(args.evaluate), AutoModelForCausalLM.from_pretrained(args.evaluate)
+        tokenizer = AutoTokenizer.from_pretrained(args.evaluate)
+        lm = AutoModelForCausalLM.from_pretrained(args.evaluate)
     else:
         lm = T.language_model(tokenizer, recipe)
 
@@ -73,8 +74,8 @@ def main() -> None:
         later tokens that are the model's top guess: choosing the word, and finishing it."""
         hits: dict[bool, list[bool]] = {True: [], False: []}
         for i in range(50):
-            tokens, labels = T.recall_practice(tokenizer, synth.EVENT_LABELS, np.random.default_rng([7, i]), names=0.0,
-                                                  shuffled=0.0)
+            lesson = np.random.default_rng([7, i])
+            tokens, labels = T.recall_practice(tokenizer, synth.EVENT_LABELS, lesson, names=0.0, shuffled=0.0)
             guess = lm(torch.tensor([tokens])).logits[0].argmax(-1)
             for j in range(1, len(labels)):
                 if labels[j] != -100:

@@ -9,6 +9,7 @@ Stages, in order; each trains only what the paper trains at that point:
   instructions and answers, and the very examples of stages 1 and 2 with each clip written as words
   (``<audio>`` then a plain description of its events): the text-only skills a pretrained LLM brings
   to APT (answering from a description, comparing two, reading labels from context) come from here.
+  ``--lm-recall`` makes part of each batch dense recall practice (``recall_practice``; off by default).
 - ``encoder``: the tiny Audio-MAE is pretrained to tell each clip's kinds and, per kind, its loudness,
   pitch, position and count (no pretrained Audio-MAE this small exists), then frozen, as the paper
   freezes Audio-MAE.
@@ -303,9 +304,11 @@ def recall_practice(tokenizer, kinds: Sequence[str], rng: np.random.Generator, p
     names (``names`` of the time: the clip says it), or else kinds' names given to other kinds
     (``shuffled`` of the rest) or non-words drawn afresh.  The loss is on every label the context
     determines: a kind's own name always, any other label once its kind has been shown with it.
-    Few-shot episodes carry this skill in their last answer alone, too thinly for a small model to find;
-    non-words alone do not teach it either: they start with one of a few letters, so guessing among the
-    letters seen scores nearly as well as matching the clip, while a shuffled name is a whole word."""
+    Few-shot episodes carry this skill in their last answer alone; this is the dense signal for it.  The
+    shuffled names are there because a non-word starts with one of a few letters, so guessing among the
+    letters seen scores nearly as well as matching the clip, while a name is a whole word to match.
+    Off by default (``Recipe.lm_recall``): at apt-tiny's size and budget it does not teach the skill
+    either (README, ``bench/apt_lm_recall.py``)."""
     chosen = [kinds[i] for i in rng.choice(len(kinds), ways, replace=False)]
     named = rng.random() < names
     if named:
