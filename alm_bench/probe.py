@@ -7,7 +7,6 @@ epoch are chosen on a validation part, and the chosen model is scored once on th
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -105,30 +104,35 @@ def _make_model(config: ProbeConfig, lr: float, n_train: int) -> MLPClassifier:
     )
 
 
-def _validation_loss(model: MLPClassifier, x: np.ndarray, y: np.ndarray, multilabel: bool) -> float:
+def _validation_loss(proba: np.ndarray, y: np.ndarray, multilabel: bool) -> float:
     """Cross-entropy on validation: breaks ties once the metric saturates (e.g. accuracy 1.0)."""
-    proba = np.clip(model.predict_proba(x), 1e-12, 1 - 1e-12)
+    proba = np.clip(proba, 1e-12, 1 - 1e-12)
     if multilabel:
         return float(-np.mean(y * np.log(proba) + (1 - y) * np.log(1 - proba)))
     return float(-np.mean(np.log(proba[np.arange(len(y)), y])))
 
 
 def _fit_one_lr(lr, train_x, train_y, valid_x, valid_y, classes, multilabel, config):
-    """Train epoch by epoch; return (best validation (metric, -loss), its epoch, a copy of that model)."""
+    """Train epoch by epoch; return (best validation (metric, -loss), its epoch, the model with that
+    epoch's weights)."""
     model = _make_model(config, lr, len(train_x))
     rng = np.random.default_rng(config.seed)
-    best_score, best_epoch, best_model = (-np.inf, -np.inf), 0, None
+    best_score, best_epoch, best_weights = (-np.inf, -np.inf), 0, None
     for epoch in range(1, config.max_epochs + 1):
         order = rng.permutation(len(train_x))
         model.partial_fit(train_x[order], train_y[order], classes=classes)
-        metric = _metric(valid_y, _predict(model, valid_x, multilabel), multilabel)
+        proba = model.predict_proba(valid_x)  # every row is finite: one forward pass gives both
+        predicted = proba if multilabel else model.classes_[proba.argmax(1)]  # = predict()
         # loss rounded: only a real improvement (>= 0.001) resets patience once the metric saturates
-        score = (metric, -round(_validation_loss(model, valid_x, valid_y, multilabel), 3))
-        if best_model is None or score > best_score:  # strict: ties keep the earlier epoch
-            best_score, best_epoch, best_model = score, epoch, copy.deepcopy(model)
+        score = (_metric(valid_y, predicted, multilabel), -round(_validation_loss(proba, valid_y, multilabel), 3))
+        if best_weights is None or score > best_score:  # strict: ties keep the earlier epoch
+            best_score, best_epoch = score, epoch
+            best_weights = [w.copy() for w in model.coefs_ + model.intercepts_]
         elif epoch - best_epoch >= config.patience:
             break
-    return best_score, best_epoch, best_model
+    layers = len(model.coefs_)  # prediction reads only the weights: restore the best epoch's
+    model.coefs_, model.intercepts_ = best_weights[:layers], best_weights[layers:]
+    return best_score, best_epoch, model
 
 
 def _classes(multilabel: bool, *ys: np.ndarray) -> np.ndarray:
@@ -159,6 +163,7 @@ def train_probe(
     valid_x, valid_y = _finite_rows(valid_x, valid_y)
     if not len(train_x) or not len(valid_x):
         raise ValueError(f"fold {test_fold}: no usable train or validation rows")
+    from sklearn import config_context
     from sklearn.preprocessing import StandardScaler
     from threadpoolctl import threadpool_limits
 
@@ -166,8 +171,10 @@ def train_probe(
     train_x, valid_x = scaler.transform(train_x), scaler.transform(valid_x)
     best = None
     # One BLAS thread: per-batch matrices are small, so more threads only add sync cost, and
-    # spinning BLAS threads made runs 5x slower when other processes shared the cores.
-    with threadpool_limits(limits=1, user_api="blas"):
+    # spinning BLAS threads made runs 5x slower when other processes shared the cores.  The rows are
+    # checked above, so sklearn's per-call checks (most of an epoch's time on small data) are skipped.
+    with threadpool_limits(limits=1, user_api="blas"), config_context(assume_finite=True,
+                                                                      skip_parameter_validation=True):
         for lr in sorted(config.learning_rates):  # strict '>' below: ties go to the smaller lr
             score, epoch, model = _fit_one_lr(lr, train_x, train_y, valid_x, valid_y, classes, multilabel, config)
             if best is None or score > best[0]:

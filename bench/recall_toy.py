@@ -23,14 +23,15 @@ import numpy as np
 import torch
 
 KEYS, PROMPT, SECOND = range(10, 20), list(range(2, 7)), range(100, 200)
-PAIRS, WAYS, NAMED = 12, 5, 0.3
+PAIRS, WAYS = 12, 5
 
 
-def lesson(rng: np.random.Generator, first: range, shuffled: float) -> tuple[list[int], list[int], list[int]]:
+def lesson(rng: np.random.Generator, first: range, shuffled: float, named: float = 0.3,
+           prompt: int = 5) -> tuple[list[int], list[int], list[int]]:
     """Token ids, labels (-100 but on values the context determines), and the positions of repeated
     values' first tokens in lessons whose values use ``first``."""
     keys = rng.choice(KEYS, WAYS, replace=False)
-    named, wide = rng.random() < NAMED, rng.random() < shuffled
+    named, wide = rng.random() < named, rng.random() < shuffled
     if named:
         values = [[int(k) + 200, int(k) + 220] for k in keys]
     else:
@@ -39,7 +40,7 @@ def lesson(rng: np.random.Generator, first: range, shuffled: float) -> tuple[lis
     ids, labels, seen, repeats = [1], [-100], set(), []
     for _ in range(PAIRS):
         k = int(rng.integers(WAYS))
-        context = [int(keys[k])] + PROMPT
+        context = [int(keys[k])] + PROMPT[:prompt]
         if k in seen and not named and not wide:
             repeats.append(len(ids) + len(context))
         ids += context + values[k]
@@ -56,17 +57,20 @@ def main() -> None:
     parser.add_argument("--shuffled", type=float, default=0.0)
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--named", type=float, default=0.3, help="share of lessons where keys keep fixed values")
+    parser.add_argument("--prompt", type=int, default=5, help="tokens between key and value (0 to 5)")
+    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    torch.manual_seed(0)
-    rng = np.random.default_rng(0)
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
     first = range(30, 30 + args.first_tokens)
     lm = LlamaForCausalLM(LlamaConfig(vocab_size=260, hidden_size=128, intermediate_size=512, num_hidden_layers=2,
                                       num_attention_heads=4, num_key_value_heads=4, tie_word_embeddings=True))
     optimizer = torch.optim.AdamW(lm.parameters(), lr=args.lr, weight_decay=0.01)
     start = time.perf_counter()
     for step in range(1, args.steps + 1):
-        batch = [lesson(rng, first, args.shuffled) for _ in range(32)]
+        batch = [lesson(rng, first, args.shuffled, args.named, args.prompt) for _ in range(32)]
         loss = lm(input_ids=torch.tensor([b[0] for b in batch]), labels=torch.tensor([b[1] for b in batch])).loss
         optimizer.zero_grad()
         loss.backward()
@@ -74,7 +78,7 @@ def main() -> None:
         if step % 250 == 0:
             hits, probe = [], np.random.default_rng(7)
             with torch.no_grad():
-                for ids, _, repeats in (lesson(probe, first, 0.0) for _ in range(40)):
+                for ids, _, repeats in (lesson(probe, first, 0.0, 0.0, args.prompt) for _ in range(40)):
                     guess = lm(torch.tensor([ids])).logits[0].argmax(-1)
                     hits += [int(guess[p - 1]) == ids[p] for p in repeats]
             print(f"step {step}: loss {float(loss):.3f}, repeated values' first tokens guessed {np.mean(hits):.2f} "

@@ -57,17 +57,17 @@ def test_world_comes_from_the_launchers_environment():
 
 @pytest.mark.slow
 def test_two_processes_give_exactly_the_single_process_results(cache_dir, registry, tmp_path):
-    """pengi-tiny's generations, scores and embeddings computed on 2 ranks with no cache equal a
-    single process's, down to every item record."""
-    args = ["--model", "pengi-tiny", "--task", "synth-events,synth-caption", "--limit", "40"]
+    """pengi-tiny's generations (text matching), scores (log-likelihood) and embeddings (linear probe)
+    computed on 2 ranks with no cache equal a single process's, down to every item record."""
+    args = ["--model", "pengi-tiny", "--task", "synth-events", "--limit", "30"]
     single = tmp_path / "single"
-    run(RunConfig(model="pengi-tiny", tasks="synth-events,synth-caption", limit=40, output_dir=single,
-                  cache_dir=cache_dir), registry)
+    run(RunConfig(model="pengi-tiny", tasks="synth-events", limit=30, output_dir=single, cache_dir=cache_dir),
+        registry)
     launched = _launch(args + ["--output-dir", str(tmp_path / "two"), "--no-cache"], cache_dir)
     out, err = launched.communicate(timeout=600)
     assert launched.returncode == 0, err[-3000:]
     expected, got = _results(single), _results(tmp_path / "two")
-    assert len(expected) == 8 and got == expected
+    assert len(expected) == 6 and got == expected
     provenance = json.loads(next((tmp_path / "two").rglob("*.json")).read_text())["provenance"]
     assert provenance["world_size"] == 2
 

@@ -1,6 +1,7 @@
 """What a new user meets first: every user error is one line with exit code 2, and a damaged audio
 file fails its item (counted) and is named by `data check`."""
 
+import collections
 import shutil
 import subprocess
 import sys
@@ -98,6 +99,12 @@ def test_a_small_limit_keeps_every_fold(registry):
              for fold in range(1, 6) for label in spec.labels for n in range(2)]
     sample = limit_items(items, 10, spec)
     assert {item.fold for item in sample} == {1, 2, 3, 4, 5} and len({item.labels for item in sample}) == 10
+    # and the labels stay balanced: 30 of 6 folds x 10 labels (fsdd-digits' shape) take each label 3 times
+    items = [Item(id=f"{fold}-{label}", audio=(), labels=(label,), fold=fold)
+             for fold in range(6) for label in "abcdefghij"]
+    sample = limit_items(items, 30, spec)
+    assert set(collections.Counter(item.labels for item in sample).values()) == {3}
+    assert set(collections.Counter(item.fold for item in sample).values()) == {5}
 
 
 def test_provenance_names_what_did_the_work(synth_suite):

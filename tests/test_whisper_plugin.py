@@ -2,8 +2,8 @@
 
 The model is ../shared/assets/whisper-tiny.en (the weights of `openai/whisper-tiny.en`), the task
 fsdd-digits on ../shared/data/fsdd, run through the runner as a user runs it.  Most of the file's
-time is one pass of Whisper's encoder over a 60-clip sample (one take of every digit by every
-speaker), each clip a 30 s window (0.3 to 0.6 s a clip on two cores; the model keeps encoder states,
+time is one pass of Whisper's encoder over a 30-clip sample (every digit 3 times, every speaker 5
+times, no (speaker, digit) twice), each clip a 30 s window (0.3 to 0.6 s a clip on two cores; the model keeps encoder states,
 so the three methods share that pass), and the greedy transcripts of text matching.  The leaderboard
 row (`--limit 200`) is rebuilt by leaderboard/reproduce.sh, not here.
 """
@@ -56,10 +56,10 @@ def model(whisper_plugin):
 
 @pytest.fixture(scope="module")
 def fsdd(tmp_path_factory, cache_dir):
-    """One run of every fsdd-digits method on the 60-clip sample: results and item records."""
+    """One run of every fsdd-digits method on the 30-clip sample: results and item records."""
     output = tmp_path_factory.mktemp("whisper-fsdd")
     summary = run(RunConfig(model="whisper", tasks="fsdd-digits", model_args={"checkpoint": str(CHECKPOINT)},
-                            data_dir=FSDD, limit=60, output_dir=output, cache_dir=cache_dir))
+                            data_dir=FSDD, limit=30, output_dir=output, cache_dir=cache_dir))
     results = {r.method: r for r in summary.results}
     records = {method: [json.loads(line) for line in path.read_text().splitlines()]
                for method in results for path in (output / "whisper" / "fsdd-digits").glob(f"{method}*.jsonl")}
@@ -68,29 +68,28 @@ def fsdd(tmp_path_factory, cache_dir):
 
 # -- (1) real numbers on real audio ---------------------------------------------------------------
 @needs_model
-def test_log_likelihood_on_a_balanced_60_clip_sample(fsdd):
+def test_log_likelihood_on_a_balanced_30_clip_sample(fsdd):
     results, records = fsdd
     ll = results["log_likelihood"]
-    assert ll.n_items == 60 and ll.n_failed == 0 and ll.prompt == "this is a sound of"
-    # the sample --limit 60 gives: every digit 6 times, every (speaker, digit) once
+    assert ll.n_items == 30 and ll.n_failed == 0 and ll.prompt == "this is a sound of"
+    # the sample --limit 30 gives: every digit 3 times, every speaker 5 times, no (speaker, digit) twice
     ids = [r["id"] for r in records["log_likelihood"]]
-    assert len(set(ids)) == 60
-    digit_speaker = collections.Counter(tuple(i.split("_")[:2]) for i in ids)
-    assert collections.Counter(r["target"] for r in records["log_likelihood"]) == {d: 6 for d in DIGITS}
-    assert len(digit_speaker) == 60
-    assert ll.metrics["accuracy"] >= 0.85  # measured 0.933 (0.935 on 200 clips); chance is 0.1
+    assert len(set(ids)) == 30 and len({tuple(i.split("_")[:2]) for i in ids}) == 30
+    assert collections.Counter(r["target"] for r in records["log_likelihood"]) == {d: 3 for d in DIGITS}
+    assert set(collections.Counter(i.split("_")[1] for i in ids).values()) == {5}
+    assert ll.metrics["accuracy"] >= 0.85  # measured 0.967 (0.935 on 200 clips); chance is 0.1
 
 
 @needs_model
 def test_linear_probe_and_text_matching_give_real_numbers(fsdd):
     results, records = fsdd
     probe, matching = results["linear_probe"], results["text_matching"]
-    assert probe.n_items == 60 and probe.n_failed == 0 and len(probe.details["folds"]) == 6
-    assert probe.metrics["accuracy"] >= 0.8  # measured 1.0 (0.9625 on 200), each fold a speaker it never heard
-    assert matching.n_items == 60 and matching.n_failed == 0
-    assert matching.metrics["accuracy"] >= 0.4  # measured 0.70: "seven." and "7" matched to "seven"
+    assert probe.n_items == 30 and probe.n_failed == 0 and len(probe.details["folds"]) == 6
+    assert probe.metrics["accuracy"] >= 0.8  # measured 0.933 (0.9625 on 200), each fold a speaker it never heard
+    assert matching.n_items == 30 and matching.n_failed == 0
+    assert matching.metrics["accuracy"] >= 0.4  # measured 0.60: "seven." and "7" matched to "seven"
     outputs = {r["output"].lower().strip(" .!?") for r in records["text_matching"]}
-    assert len(outputs & set(DIGITS)) >= 8  # real transcripts, not a constant
+    assert len(outputs & set(DIGITS)) >= 6  # real transcripts, not a constant: 7 of the 10 words measured
 
 
 # -- (2) installing and uninstalling the distribution ----------------------------------------------
