@@ -1,13 +1,14 @@
 """When does a 2-layer language model learn to copy the label of a matching key from its context?
 
-    python bench/recall_toy.py [--first-tokens 100] [--shuffled 0.0] [--steps 3000]
+    python bench/recall_toy.py [--first-tokens 100] [--shuffled 0.0] [--named 0.3] [--prompt 5] [--steps 3000]
 
 The controlled version of apt-tiny's non-word few-shot problem (``bench/apt_lm_recall.py`` is the real
 one): apt-tiny's language model shape (2 layers, 128-d, 4 heads, Llama-style) trained from scratch on
 multi-query associative recall over integer tokens.  A lesson is 12 pairs ``KEY P1 P2 P3 P4 P5 V1 V2``
 over 5 of 10 keys, a 5-token prompt standing between key and value as ``this is a sound of`` does; each
 key keeps one 2-token value for the lesson, the loss is on every value whose key came before, and 30% of
-lessons give each key a fixed value (the kinds' names: a clip says its own name).  A value's first token
+lessons (``--named``) give each key a fixed value (the kinds' names: a clip says its own name);
+``--prompt`` sets how many prompt tokens stand between key and value.  A value's first token
 is drawn from ``--first-tokens`` tokens, its second from 100.  Every 250 steps it reports how often the
 model's top guess at a repeated value's first token is right (0.2 to 0.35 is guessing among the values
 seen).  ``--shuffled`` gives that share of the other lessons values whose first token is drawn from 100
