@@ -3,8 +3,9 @@
 The model is ../shared/assets/whisper-tiny.en (the weights of `openai/whisper-tiny.en`), the task
 fsdd-digits on ../shared/data/fsdd, run through the runner as a user runs it.  Most of the file's
 time is one pass of Whisper's encoder over a 30-clip sample (every digit 3 times, every speaker 5
-times, no (speaker, digit) twice), each clip a 30 s window (0.3 to 0.6 s a clip on two cores; the model keeps encoder states,
-so the three methods share that pass), and the greedy transcripts of text matching.  The leaderboard
+times, no (speaker, digit) twice), each clip a 30 s window (0.3 to 0.6 s a clip on two cores; the
+model keeps encoder states, so the three methods share that pass), the greedy transcripts of text
+matching, and the probe's 6 folds.  The leaderboard
 row (`--limit 200`) is rebuilt by leaderboard/reproduce.sh, not here.
 """
 
