@@ -105,7 +105,8 @@ def run(
     max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", min=1, help="default: the model's own"),
     temperature: Optional[float] = typer.Option(None, "--temperature", min=0.0, help="default: the model's own"),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="default: $ALM_BENCH_CACHE or ~/.cache/alm-bench"),
-    no_cache: bool = typer.Option(False, "--no-cache", help="do not read or write cached model outputs"),
+    no_cache: bool = typer.Option(False, "--no-cache",
+                                  help="do not read or write cached model outputs or model-built state (an index)"),
     threads: Optional[int] = typer.Option(None, "--threads", min=1,
                                           help="CPU threads for the model; default: the CPUs this process may use "
                                                "(affinity, cgroup quota) less the audio decode workers"),

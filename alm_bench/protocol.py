@@ -161,6 +161,9 @@ class RunEnvironment:
     data_dir: Path | None
     registry: Any
     device: str = "cpu"
+    #: False under ``--no-cache``: state a model builds (a retrieval index) is neither read from nor
+    #: written to ``cache_dir``, which still holds the data a loader generates
+    use_cache: bool = True
 
 
 class Model:

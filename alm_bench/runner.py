@@ -225,7 +225,8 @@ class Runner:
                    f"new ones are computed and not stored")
         check_device(config.device)
         self.model = self.registry.load_model(config.model, config.model_args).to(config.device)
-        self.model.attach(RunEnvironment(Path(config.cache_dir), config.data_dir, self.registry, config.device))
+        self.model.attach(RunEnvironment(Path(config.cache_dir), config.data_dir, self.registry, config.device,
+                                         config.use_cache))
         self.threads = config.threads or default_threads(config.workers)
         apply_threads(self.threads)
         # what this instance offers: a model may narrow its class's declaration (an endpoint without scores)

@@ -72,6 +72,15 @@ def test_the_index_is_built_once_and_rebuilt_for_another_kb_or_encoder(small_kb,
     assert len({first.path, other_kb.path, other_encoder.path}) == 3
 
 
+def test_no_cache_builds_the_index_in_memory_and_writes_none(registry, tmp_path):
+    config = RunConfig(model="rag", tasks="synth-caption", methods=("captioning",), limit=2, output_dir=tmp_path / "out",
+                       cache_dir=tmp_path / "cache", use_cache=False,
+                       model_args={"base": "oracle", "kb": KB, "kb_limit": 5, **ENCODERS})
+    runner = Runner(config, registry)
+    assert runner.model.index.built and runner.model.index.path is None
+    assert not (tmp_path / "cache" / "rag").exists() and not (tmp_path / "cache" / "outputs").exists()
+
+
 @pytest.mark.parametrize("source, problem", [("no/such/folder", "no such task split, folder or file"),
                                              ("empty.csv", "holds no captions"),
                                              ("synth-caption:nosplit", "name one of the task's splits")])

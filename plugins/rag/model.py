@@ -92,10 +92,11 @@ class RagModel(Model):
         return self
 
     def attach(self, environment: RunEnvironment) -> None:
-        """Load the KB and its index (built once, then loaded from ``CACHE_DIR/rag``)."""
+        """Load the KB and its index (built once, then loaded from ``CACHE_DIR/rag``; built in memory
+        and kept nowhere under ``--no-cache``)."""
         self.base.attach(environment)
         self.kb = load_kb(self.kb_source, environment, self.kb_limit)
-        self.index = load_or_build(self.kb, self.encoders, environment.cache_dir)
+        self.index = load_or_build(self.kb, self.encoders, environment.cache_dir if environment.use_cache else None)
 
     def _ready(self) -> None:
         if self.index is None:  # used outside a run (validate-model, serve): the default cache
