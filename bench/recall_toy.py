@@ -1,6 +1,7 @@
 """When does a 2-layer language model learn to copy the label of a matching key from its context?
 
     python bench/recall_toy.py [--first-tokens 100] [--shuffled 0.0] [--named 0.3] [--prompt 5] [--steps 3000]
+    python bench/recall_toy.py --copy 1500 [--steps 3000]
 
 The controlled version of apt-tiny's non-word few-shot problem (``bench/apt_lm_recall.py`` is the real
 one): apt-tiny's language model shape (2 layers, 128-d, 4 heads, Llama-style) trained from scratch on
@@ -50,6 +51,20 @@ def lesson(rng: np.random.Generator, first: range, shuffled: float, named: float
     return ids, labels, repeats
 
 
+def copy_lesson(rng: np.random.Generator, length: int = 96) -> tuple[list[int], list[int], list[int]]:
+    """The plainest form of the skill (``--copy STEPS``): ``length`` random tokens in which a chunk of 4 to
+    ``length / 2`` tokens repeats at once, from a random place; the loss and the report are on the
+    repeat's tokens after its first.  The repeat's offset varies, so only matching on content (an
+    induction head) predicts it; a copy at a fixed offset is learnt by position in 100 steps."""
+    ids = [1] + [int(t) for t in rng.integers(20, 260, length)]
+    n = int(rng.integers(4, length // 2 + 1))
+    start = int(rng.integers(1, length + 2 - 2 * n))
+    ids[start + n:start + 2 * n] = ids[start:start + n]
+    repeats = list(range(start + n + 1, start + 2 * n))
+    labels = [ids[i] if i in repeats else -100 for i in range(len(ids))]
+    return ids, labels, repeats
+
+
 def main() -> None:
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -61,6 +76,8 @@ def main() -> None:
     parser.add_argument("--named", type=float, default=0.3, help="share of lessons where keys keep fixed values")
     parser.add_argument("--prompt", type=int, default=5, help="tokens between key and value (0 to 5)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--copy", type=int, default=0, metavar="STEPS",
+                        help="train (and report) on copy_lesson for the first STEPS steps, then on recall")
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
@@ -71,7 +88,9 @@ def main() -> None:
     optimizer = torch.optim.AdamW(lm.parameters(), lr=args.lr, weight_decay=0.01)
     start = time.perf_counter()
     for step in range(1, args.steps + 1):
-        batch = [lesson(rng, first, args.shuffled, args.named, args.prompt) for _ in range(32)]
+        copying = step <= args.copy
+        batch = [copy_lesson(rng) if copying else lesson(rng, first, args.shuffled, args.named, args.prompt)
+                 for _ in range(32)]
         loss = lm(input_ids=torch.tensor([b[0] for b in batch]), labels=torch.tensor([b[1] for b in batch])).loss
         optimizer.zero_grad()
         loss.backward()
@@ -79,10 +98,12 @@ def main() -> None:
         if step % 250 == 0:
             hits, probe = [], np.random.default_rng(7)
             with torch.no_grad():
-                for ids, _, repeats in (lesson(probe, first, 0.0, 0.0, args.prompt) for _ in range(40)):
+                for ids, _, repeats in (copy_lesson(probe) if copying else lesson(probe, first, 0.0, 0.0, args.prompt)
+                                        for _ in range(40)):
                     guess = lm(torch.tensor([ids])).logits[0].argmax(-1)
                     hits += [int(guess[p - 1]) == ids[p] for p in repeats]
-            print(f"step {step}: loss {float(loss):.3f}, repeated values' first tokens guessed {np.mean(hits):.2f} "
+            what = "repeated tokens" if copying else "repeated values' first tokens"
+            print(f"step {step}: loss {loss.item():.3f}, {what} guessed {np.mean(hits):.2f} "
                   f"({time.perf_counter() - start:.0f} s)", flush=True)
 
 
