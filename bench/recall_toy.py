@@ -1,7 +1,7 @@
 """When does a 2-layer language model learn to copy the label of a matching key from its context?
 
     python bench/recall_toy.py [--first-tokens 100] [--shuffled 0.0] [--named 0.3] [--prompt 5] [--steps 3000]
-    python bench/recall_toy.py --copy 1500 [--steps 3000]
+    python bench/recall_toy.py --copy 1500 [--grow 300] [--layers 2] [--steps 3000]
 
 The controlled version of apt-tiny's non-word few-shot problem (``bench/apt_lm_recall.py`` is the real
 one): apt-tiny's language model shape (2 layers, 128-d, 4 heads, Llama-style) trained from scratch on
@@ -56,7 +56,7 @@ def copy_lesson(rng: np.random.Generator, length: int = 96) -> tuple[list[int], 
     ``length / 2`` tokens repeats at once, from a random place; the loss and the report are on the
     repeat's tokens after its first.  The repeat's offset varies, so only matching on content (an
     induction head) predicts it; a copy at a fixed offset is learnt by position in 100 steps."""
-    ids = [1] + [int(t) for t in rng.integers(20, 260, length)]
+    ids = [1] + [int(t) for t in rng.integers(2, 260, length)]  # every token a lesson uses, keys included
     n = int(rng.integers(4, length // 2 + 1))
     start = int(rng.integers(1, length + 2 - 2 * n))
     ids[start + n:start + 2 * n] = ids[start:start + n]
@@ -76,6 +76,9 @@ def main() -> None:
     parser.add_argument("--named", type=float, default=0.3, help="share of lessons where keys keep fixed values")
     parser.add_argument("--prompt", type=int, default=5, help="tokens between key and value (0 to 5)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--grow", type=int, default=0, metavar="STEPS",
+                        help="after the copy steps, start with no prompt tokens and add one every STEPS steps")
     parser.add_argument("--copy", type=int, default=0, metavar="STEPS",
                         help="train (and report) on copy_lesson for the first STEPS steps, then on recall")
     args = parser.parse_args()
@@ -83,13 +86,15 @@ def main() -> None:
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     first = range(30, 30 + args.first_tokens)
-    lm = LlamaForCausalLM(LlamaConfig(vocab_size=260, hidden_size=128, intermediate_size=512, num_hidden_layers=2,
+    lm = LlamaForCausalLM(LlamaConfig(vocab_size=260, hidden_size=128, intermediate_size=512,
+                                      num_hidden_layers=args.layers,
                                       num_attention_heads=4, num_key_value_heads=4, tie_word_embeddings=True))
     optimizer = torch.optim.AdamW(lm.parameters(), lr=args.lr, weight_decay=0.01)
     start = time.perf_counter()
     for step in range(1, args.steps + 1):
         copying = step <= args.copy
-        batch = [copy_lesson(rng) if copying else lesson(rng, first, args.shuffled, args.named, args.prompt)
+        prompt = min(args.prompt, (step - args.copy - 1) // args.grow) if args.grow and not copying else args.prompt
+        batch = [copy_lesson(rng) if copying else lesson(rng, first, args.shuffled, args.named, prompt)
                  for _ in range(32)]
         loss = lm(input_ids=torch.tensor([b[0] for b in batch]), labels=torch.tensor([b[1] for b in batch])).loss
         optimizer.zero_grad()
@@ -98,11 +103,11 @@ def main() -> None:
         if step % 250 == 0:
             hits, probe = [], np.random.default_rng(7)
             with torch.no_grad():
-                for ids, _, repeats in (copy_lesson(probe) if copying else lesson(probe, first, 0.0, 0.0, args.prompt)
+                for ids, _, repeats in (copy_lesson(probe) if copying else lesson(probe, first, 0.0, 0.0, prompt)
                                         for _ in range(40)):
                     guess = lm(torch.tensor([ids])).logits[0].argmax(-1)
                     hits += [int(guess[p - 1]) == ids[p] for p in repeats]
-            what = "repeated tokens" if copying else "repeated values' first tokens"
+            what = "repeated tokens" if copying else f"repeated values' first tokens ({prompt}-token prompt)"
             print(f"step {step}: loss {loss.item():.3f}, {what} guessed {np.mean(hits):.2f} "
                   f"({time.perf_counter() - start:.0f} s)", flush=True)
 
