@@ -44,14 +44,14 @@ def main() -> None:
     clips = T.Clips()
     single = T.single_examples(recipe, clips, rng)
     multi = T.multi_examples(recipe, clips, rng)
-    tokenizer, corpus = T.lm_corpus(recipe, clips, single, multi)
     held_out = [e for e in multi if e.nonce][-HELD_OUT:]
-    if args.evaluate:
+    if args.evaluate:  # the saved model's own tokenizer: no corpus to build
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(args.evaluate)
         lm = AutoModelForCausalLM.from_pretrained(args.evaluate)
     else:
+        tokenizer, corpus = T.lm_corpus(recipe, clips, single, multi)
         lm = T.language_model(tokenizer, recipe)
 
     def ids(text: str) -> list[int]:

@@ -61,7 +61,8 @@ def copy_lesson(rng: np.random.Generator, length: int = 96) -> tuple[list[int], 
     start = int(rng.integers(1, length + 2 - 2 * n))
     ids[start + n:start + 2 * n] = ids[start:start + n]
     repeats = list(range(start + n + 1, start + 2 * n))
-    labels = [ids[i] if i in repeats else -100 for i in range(len(ids))]
+    labels = [-100] * len(ids)
+    labels[start + n + 1:start + 2 * n] = ids[start + n + 1:start + 2 * n]
     return ids, labels, repeats
 
 
