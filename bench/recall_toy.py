@@ -2,6 +2,7 @@
 
     python bench/recall_toy.py [--first-tokens 100] [--shuffled 0.0] [--named 0.3] [--prompt 5] [--steps 3000]
     python bench/recall_toy.py --copy 1500 [--grow 300] [--layers 2] [--steps 3000]
+    python bench/recall_toy.py --copy 1500 --support-prompt 0 [--after-copy /tmp/copied.pt] [--steps 2500]
 
 The controlled version of apt-tiny's non-word few-shot problem (``bench/apt_lm_recall.py`` is the real
 one): apt-tiny's language model shape (2 layers, 128-d, 4 heads, Llama-style) trained from scratch on
@@ -9,7 +10,9 @@ multi-query associative recall over integer tokens.  A lesson is 12 pairs ``KEY 
 over 5 of 10 keys, a 5-token prompt standing between key and value as ``this is a sound of`` does; each
 key keeps one 2-token value for the lesson, the loss is on every value whose key came before, and 30% of
 lessons (``--named``) give each key a fixed value (the kinds' names: a clip says its own name);
-``--prompt`` sets how many prompt tokens stand between key and value.  A value's first token
+``--prompt`` sets how many prompt tokens stand between key and value; ``--support-prompt 0`` lays a
+lesson out as the APT paper lays out a few-shot episode: a key's first pair (the support) and half its
+repeats with the value right after the key, the other repeats (the queries) with the prompt between.  A value's first token
 is drawn from ``--first-tokens`` tokens, its second from 100.  Every 250 steps it reports how often the
 model's top guess at a repeated value's first token is right (0.2 to 0.35 is guessing among the values
 seen).  ``--shuffled`` gives that share of the other lessons values whose first token is drawn from 100
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -29,9 +33,11 @@ PAIRS, WAYS = 12, 5
 
 
 def lesson(rng: np.random.Generator, first: range, shuffled: float, named: float = 0.3,
-           prompt: int = 5) -> tuple[list[int], list[int], list[int]]:
+           prompt: int = 5, support: int | None = None) -> tuple[list[int], list[int], list[int]]:
     """Token ids, labels (-100 but on values the context determines), and the positions of repeated
-    values' first tokens in lessons whose values use ``first``."""
+    values' first tokens in lessons whose values use ``first``.  With ``support``, a key's first pair
+    and half of its repeats have ``support`` prompt tokens and the other repeats ``prompt``; only those
+    are reported."""
     keys = rng.choice(KEYS, WAYS, replace=False)
     named, wide = rng.random() < named, rng.random() < shuffled
     if named:
@@ -42,8 +48,9 @@ def lesson(rng: np.random.Generator, first: range, shuffled: float, named: float
     ids, labels, seen, repeats = [1], [-100], set(), []
     for _ in range(PAIRS):
         k = int(rng.integers(WAYS))
-        context = [int(keys[k])] + PROMPT[:prompt]
-        if k in seen and not named and not wide:
+        asked = support is None or (k in seen and rng.random() < 0.5)
+        context = [int(keys[k])] + PROMPT[:prompt if asked else support]
+        if k in seen and asked and not named and not wide:
             repeats.append(len(ids) + len(context))
         ids += context + values[k]
         labels += [-100] * len(context) + (values[k] if named or k in seen else [-100, -100])
@@ -76,6 +83,11 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--named", type=float, default=0.3, help="share of lessons where keys keep fixed values")
     parser.add_argument("--prompt", type=int, default=5, help="tokens between key and value (0 to 5)")
+    parser.add_argument("--support-prompt", type=int, default=None, metavar="N",
+                        help="a key's first pair, and half its repeats, with N prompt tokens (few-shot support "
+                             "as the APT paper lays it out: the label right after its clip, N=0)")
+    parser.add_argument("--after-copy", metavar="PATH",
+                        help="the model after the copy steps: loaded from PATH if it exists, else saved there")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--grow", type=int, default=0, metavar="STEPS",
@@ -92,19 +104,27 @@ def main() -> None:
                                       num_attention_heads=4, num_key_value_heads=4, tie_word_embeddings=True))
     optimizer = torch.optim.AdamW(lm.parameters(), lr=args.lr, weight_decay=0.01)
     start = time.perf_counter()
-    for step in range(1, args.steps + 1):
+    first_step = 1
+    if args.after_copy and Path(args.after_copy).exists():
+        lm.load_state_dict(torch.load(args.after_copy))
+        first_step = args.copy + 1
+    for step in range(first_step, args.steps + 1):
+        if args.after_copy and step == args.copy + 1 and first_step == 1:
+            torch.save(lm.state_dict(), args.after_copy)
         copying = step <= args.copy
         prompt = min(args.prompt, (step - args.copy - 1) // args.grow) if args.grow and not copying else args.prompt
-        batch = [copy_lesson(rng) if copying else lesson(rng, first, args.shuffled, args.named, prompt)
+        batch = [copy_lesson(rng) if copying else lesson(rng, first, args.shuffled, args.named, prompt, args.support_prompt)
                  for _ in range(32)]
-        loss = lm(input_ids=torch.tensor([b[0] for b in batch]), labels=torch.tensor([b[1] for b in batch])).loss
+        width = max(len(b[0]) for b in batch)  # right padding: a causal model's earlier positions never see it
+        ids = torch.tensor([b[0] + [0] * (width - len(b[0])) for b in batch])
+        loss = lm(input_ids=ids, labels=torch.tensor([b[1] + [-100] * (width - len(b[1])) for b in batch])).loss
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         if step % 250 == 0:
             hits, probe = [], np.random.default_rng(7)
             with torch.no_grad():
-                for ids, _, repeats in (copy_lesson(probe) if copying else lesson(probe, first, 0.0, 0.0, prompt)
+                for ids, _, repeats in (copy_lesson(probe) if copying else lesson(probe, first, 0.0, 0.0, prompt, args.support_prompt)
                                         for _ in range(40)):
                     guess = lm(torch.tensor([ids])).logits[0].argmax(-1)
                     hits += [int(guess[p - 1]) == ids[p] for p in repeats]
