@@ -1,17 +1,16 @@
 """Does apt-tiny's language model learn to read a label from its context?  Its pretraining alone, no audio.
 
-    python bench/apt_lm_recall.py [--lm-steps 4000] [--lm-recall 0.5] [--eval-every 500]
+    python bench/apt_lm_recall.py [--lm-steps 4000] [--lm-copy-steps 1500] [--lm-recall-share 0.25] [--eval-every 500]
     python bench/apt_lm_recall.py --evaluate plugins/apt/weights/tiny/llm
 
 APT's few-shot learner needs its frozen language model to copy a label from the episode: after
-``<clip A> this is a sound of zugam ... <clip A'> this is a sound of`` it must say ``zugam``.  This
-runs apt-tiny's language-model stage exactly as ``training`` runs it (same corpus, tokenizer, batches
-and recall practice, for any ``Recipe`` field given as an option) and every ``--eval-every`` steps
-reports the accuracy on 100 held-out 5-way 1-shot non-word episodes written as the language model reads
-them in pretraining (each word scored by its log-likelihood; chance 0.2), and, on fresh non-word recall
-practice, how often its top guess is a repeated label's first token (choosing the word: needs the clip
-matched) and a later token (finishing a word it has started).  ``--evaluate DIR`` measures a saved
-language model (the shipped one) instead of training one.
+``<clip A> zugam ... <clip A'> this is a sound of`` it must say ``zugam``.  This runs apt-tiny's
+language-model stage exactly as ``training`` runs it (same copy and recall lessons, corpus, tokenizer and
+batches, for any ``Recipe`` field given as an option) and every ``--eval-every`` steps reports the accuracy on
+100 held-out 5-way 1-shot non-word episodes written as the language model reads them in pretraining
+(each word scored by its log-likelihood; chance 0.2), and how often its top guess is a repeated token
+on 50 fresh copy lessons (the induction head).  ``--evaluate DIR`` measures a saved language model (the
+shipped one) instead of training one.
 """
 
 from __future__ import annotations
@@ -23,7 +22,6 @@ import time
 import numpy as np
 import torch
 
-from alm_bench import synth
 from alm_bench_plugins.apt import training as T
 from alm_bench_plugins.apt.llm import shared_prefix_scores
 
@@ -45,6 +43,7 @@ def main() -> None:
     single = T.single_examples(recipe, clips, rng)
     multi = T.multi_examples(recipe, clips, rng)
     held_out = [e for e in multi if e.nonce][-HELD_OUT:]
+    counting = [e for e in single if e.content[-1].startswith("question: how many")][:HELD_OUT]
     if args.evaluate:  # the saved model's own tokenizer: no corpus to build
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -61,7 +60,7 @@ def main() -> None:
         correct, episodes = 0, np.random.default_rng(123)
         for example in held_out:
             example = T.fresh(example, episodes)
-            words = [part[len(example.content[-1]) + 1:] for part in example.content[1:-2:2]]
+            words = list(example.content[1:-2:2])
             sequence, start = T.text_ids(tokenizer, T.as_text(example, clips))
             prefix = lm.get_input_embeddings()(torch.tensor([sequence[:start]]))
             # each word's tokens, not the eos after it: a recall sequence never ends a label
@@ -69,41 +68,46 @@ def main() -> None:
             correct += words[int(scores.argmax())] == example.answer
         return correct / len(held_out)
 
-    def copied() -> tuple[float, float]:
-        """On 50 fresh non-word recall lessons, the share of repeated labels' first tokens and of their
-        later tokens that are the model's top guess: choosing the word, and finishing it."""
-        hits: dict[bool, list[bool]] = {True: [], False: []}
+    def counted() -> float:
+        """Counting questions answered from the clip's words (a skill the copy lessons must not cost)."""
+        correct = 0
+        for example in counting:
+            sequence, start = T.text_ids(tokenizer, T.as_text(example, clips))
+            prefix = lm.get_input_embeddings()(torch.tensor([sequence[:start]]))
+            scores = shared_prefix_scores(lm, prefix, [ids(f" {n}") + [tokenizer.eos_token_id] for n in "1234"])
+            correct += "1234"[int(scores.argmax())] == example.answer
+        return correct / len(counting)
+
+    def copied() -> float:
+        """On 50 fresh copy lessons, the share of repeated tokens that are the model's top guess."""
+        hits = []
         for i in range(50):
-            lesson = np.random.default_rng([7, i])
-            tokens, labels = T.recall_practice(tokenizer, synth.EVENT_LABELS, lesson, names=0.0, shuffled=0.0)
+            tokens, labels = T.copy_lesson(len(tokenizer) - 1, np.random.default_rng([7, i]))
             guess = lm(torch.tensor([tokens])).logits[0].argmax(-1)
-            for j in range(1, len(labels)):
-                if labels[j] != -100:
-                    hits[labels[j - 1] == -100].append(int(guess[j - 1]) == labels[j])
-        return float(np.mean(hits[True])), float(np.mean(hits[False]))
+            hits += [int(guess[j - 1]) == labels[j] for j in range(1, len(labels)) if labels[j] != -100]
+        return float(np.mean(hits))
 
     def report(when: str) -> None:
         lm.eval()
         with torch.no_grad():
-            first, later = copied()
-            print(f"  {when}: held-out 1-shot non-word accuracy {accuracy():.2f} (chance 0.20); in recall practice "
-                  f"{first:.2f} of first tokens and {later:.2f} of later tokens guessed", flush=True)
+            print(f"  {when}: held-out 1-shot non-word accuracy {accuracy():.2f} (chance 0.20); "
+                  f"{copied():.2f} of copy lessons' repeated tokens guessed; counting {counted():.2f}", flush=True)
         lm.train()
 
-    step = 0
+    if args.evaluate:
+        return report(args.evaluate)
+    step, stage_loss = 0, T.lm_step_loss(lm, tokenizer, corpus, clips, recipe, rng)
 
     def loss_of(rows):
         nonlocal step
         step += 1
         if step % args.eval_every == 0:
             report(f"step {step}")
-        return T.lm_loss(lm, tokenizer, T.lm_batch(tokenizer, corpus, clips, rows, recipe, rng))
+        return stage_loss(rows)
 
-    if args.evaluate:
-        return report(args.evaluate)
-    start = time.perf_counter()
-    T._fit("lm", lm.parameters(), recipe.lm_steps, len(corpus), recipe.lm_learning_rate, recipe, rng, loss_of)
-    report(f"after {recipe.lm_steps} steps ({time.perf_counter() - start:.0f} s)")
+    start, steps = time.perf_counter(), recipe.lm_copy_steps + recipe.lm_steps
+    T._fit("lm", lm.parameters(), steps, len(corpus), recipe.lm_learning_rate, recipe, rng, loss_of)
+    report(f"after {steps} steps ({time.perf_counter() - start:.0f} s)")
 
 
 if __name__ == "__main__":

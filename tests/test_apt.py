@@ -169,14 +169,14 @@ def test_training_examples_follow_the_curriculum():
             training.KEY_WORDS} <= prompts
     assert {e.content[-1].split(" ")[1] for e in single if e.content[-1].startswith("question:")} >= {"when", "how"}
     multi = training.multi_examples(recipe, clips, rng)
-    episodes = [e for e in multi if len(e.content) == 12]  # 5 x (clip, "<prompt> WORD") + query clip, prompt
+    episodes = [e for e in multi if len(e.content) == 12]  # 5 x (clip, WORD) + query clip, prompt
     pairs = [e for e in multi if len(e.content) == 3]
     assert len(pairs) == 24 and {e.answer for e in pairs} <= {"first", "second", "yes", "no"}
     named = [e for e in episodes if e.answer in synth.EVENT_LABELS]
     assert len(episodes) == 36 and 0 < len(named) < 36  # label words: the kinds' names or non-words
     for e in episodes:
         prompt = e.content[-1]
-        words = [t[len(prompt) + 1:] for t in e.content[1:10:2]]
+        words = list(e.content[1:10:2])  # the paper's layout: each support clip, then its label alone
         assert e.answer in words and len(set(words)) == 5 and prompt in (training.SOUND_OF, training.SUITE_SOUND_OF)
         query_kind = clips.events[e.content[-2].sha][0]["kind"]
         support_kind = clips.events[e.content[2 * words.index(e.answer)].sha][0]["kind"]
@@ -184,9 +184,29 @@ def test_training_examples_follow_the_curriculum():
     # in text-only pretraining a clip is its events in words, after the word that stands for audio
     text = training.as_text(pairs[0], clips)
     assert text[0].startswith(training.AUDIO_WORD + " ") and text[-1] == pairs[0].answer
+    # non-word episodes get new words each time they are used, the same word for the support and the answer
+    nonce = next(e for e in episodes if e.nonce)
+    again = training.fresh(nonce, np.random.default_rng(1))
+    assert again.answer != nonce.answer and again.answer in again.content[1:10:2]
+    assert again.content[1:10:2].index(again.answer) == nonce.content[1:10:2].index(nonce.answer)
+    assert again.content[0::2] == nonce.content[0::2]  # same clips, same prompt
 
 
-def test_recall_practice_puts_the_loss_on_every_label_the_context_determines():
+def test_copy_lessons_put_the_loss_on_a_repeat_only_content_predicts():
+    from alm_bench_plugins.apt import training
+
+    for seed in range(20):
+        ids, labels = training.copy_lesson(50, np.random.default_rng(seed))
+        assert len(ids) == len(labels) == 97 and max(ids) < 50
+        scored = [i for i, label in enumerate(labels) if label != -100]
+        assert scored == list(range(scored[0], scored[-1] + 1)) and len(scored) >= 3
+        n = len(scored) + 1  # the chunk's length: its first repeated token is not scored
+        repeat = scored[0] - 1
+        assert ids[repeat:repeat + n] == ids[repeat - n:repeat]  # the chunk, repeated right after itself
+        assert [ids[i] for i in scored] == [labels[i] for i in scored]
+
+
+def test_recall_lessons_are_few_shot_layout_with_the_loss_on_every_label_the_context_determines():
     from transformers import AutoTokenizer
 
     from alm_bench import synth
@@ -194,13 +214,11 @@ def test_recall_practice_puts_the_loss_on_every_label_the_context_determines():
     from alm_bench_plugins.apt.tiny import LLM
 
     tokenizer = AutoTokenizer.from_pretrained(LLM)
+    prompts = (training.SOUND_OF, training.SUITE_SOUND_OF)
 
-    def lesson(seed: int, names: float) -> tuple[list[str], list[str], list[str]]:
-        """Each pair's kind and label, and the labels in the loss."""
-        rng = np.random.default_rng(seed)
-        ids, labels = training.recall_practice(tokenizer, synth.EVENT_LABELS, rng, names=names)
+    def lesson(seed: int, names: float):
+        ids, labels = training.recall_lesson(tokenizer, np.random.default_rng(seed), names=names)
         assert len(ids) == len(labels) and ids[0] == tokenizer.bos_token_id
-        # each pair reads "KIND this is a sound of LABEL"
         pairs = [p.strip() for p in tokenizer.decode(ids[1:]).split(training.AUDIO_WORD)[1:]]
         in_loss, start = [], None
         for i, label in enumerate(labels + [-100]):  # spans of consecutive label tokens
@@ -209,20 +227,38 @@ def test_recall_practice_puts_the_loss_on_every_label_the_context_determines():
             elif label == -100 and start is not None:
                 in_loss.append(tokenizer.decode(ids[start:i]).strip())
                 start = None
-        return ([p.split(" this is")[0].split(" This is")[0] for p in pairs], [p.split(" sound of ")[1] for p in pairs],
-                in_loss)
+        kinds, asked, words = [], [], []
+        for pair in pairs:
+            kind = next(k for k in sorted(synth.EVENT_LABELS, key=len, reverse=True) if pair.startswith(k + " "))
+            rest = pair[len(kind) + 1:]
+            prompt = next((p for p in prompts if rest.startswith(p + " ")), "")
+            kinds.append(kind), asked.append(bool(prompt)), words.append(rest[len(prompt):].strip())
+        return kinds, asked, words, in_loss
 
-    lessons = [lesson(seed, names=0.0) for seed in range(8)]
-    for kinds, words, in_loss in lessons:
-        assert len(words) == 12 and set(kinds) <= set(synth.EVENT_LABELS)
-        assert len(set(zip(kinds, words))) == len(set(kinds)) == len(set(words)) <= 5  # one label per kind
-        repeated = [w for i, (k, w) in enumerate(zip(kinds, words)) if k in kinds[:i]]
-        assert in_loss == repeated and repeated  # every label shown before, never a first showing
-    # labelled with non-words, or with names given to other kinds
-    assert {all(w in synth.EVENT_LABELS for w in words) for _, words, _ in lessons} == {True, False}
-    assert any(k != w for kinds, words, _ in lessons for k, w in zip(kinds, words) if w in synth.EVENT_LABELS)
-    kinds, words, in_loss = lesson(0, names=1.0)
+    for seed in range(8):
+        kinds, asked, words, in_loss = lesson(seed, names=0.0)
+        assert len(words) == 12 and len(set(zip(kinds, words))) == len(set(kinds)) == len(set(words)) <= 5
+        firsts = [i for i, k in enumerate(kinds) if k not in kinds[:i]]
+        assert not any(asked[i] for i in firsts)  # a kind's first clip is its support: label right after it
+        assert in_loss == [w for i, w in enumerate(words) if i not in firsts] and in_loss  # never a first showing
+        assert not set(words) & set(synth.EVENT_LABELS)
+    assert any(any(lesson(seed, 0.0)[1]) for seed in range(8))  # queries: the prompt, then the label
+    kinds, _, words, in_loss = lesson(0, names=1.0)
     assert in_loss == words == kinds  # a kind's own name: the clip says it, so every label is in the loss
+
+
+def test_text_parts_start_words_as_the_answer_does():
+    from transformers import AutoTokenizer
+
+    from alm_bench_plugins.apt import training
+    from alm_bench_plugins.apt.tiny import LLM
+
+    tokenizer = AutoTokenizer.from_pretrained(LLM)  # a byte-level BPE: a word start is written as a space
+    ids, start = training.text_ids(tokenizer, ("this is a sound of", "zugam", "this is a sound of", "zugam"))
+    word = tokenizer(" zugam", add_special_tokens=False)["input_ids"]
+    assert ids[start:] == word + [tokenizer.eos_token_id]  # the answer, as generation writes it
+    support = ids[1 + len(tokenizer(" this is a sound of", add_special_tokens=False)["input_ids"]):][:len(word)]
+    assert support == word  # the label in context is the same tokens as the answer, so it can be copied
 
 
 def test_describe_states_every_attribute_in_time_order():
@@ -230,7 +266,7 @@ def test_describe_states_every_attribute_in_time_order():
 
     events = [{"kind": "beep", "count": 2, "loudness": "loud", "pitch": "high", "position": "beginning"},
               {"kind": "rumble", "count": 1, "loudness": "quiet", "pitch": None, "position": "end"}]
-    assert describe(events) == "at the beginning two loud high beeps, then at the end one quiet rumble"
+    assert describe(events) == "at the beginning two loud high beep, then at the end one quiet rumble"
 
 
 def test_alignment_counts_every_text_true_of_a_clip_as_a_positive():

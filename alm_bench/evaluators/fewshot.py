@@ -74,14 +74,18 @@ def label_words(episode: Episode, labels: str, seed: int, index: int) -> dict[st
 
 
 class InContextFewShot(_FewShot):
-    """Support clips with their labels interleaved before the query clip, as APT prompts them."""
+    """Support clips with their labels interleaved before the query clip, as APT prompts them: each
+    support clip followed by its label word alone, then the query clip and the prompt (the APT paper,
+    Sec. V: "adding the query audio clip together with the input text 'This is a sound of' to the end of
+    the sequence of labelled audio examples and their corresponding label texts")."""
 
     name = "fewshot"
     title = "Few-shot: in context"
     needs = ("generate", "interleaved")
     needs_prompt = True
     uses_text_encoder = True
-    description = "support clips and labels in context, then the query; text-matched to the episode's label words"
+    description = ("each support clip then its label, then the query clip and the prompt; text-matched to the "
+                   "episode's label words")
     #: ``labels``: ``names`` shows each class by its name; ``nonce`` by a non-word drawn per episode
     options = {**_FewShot.options, "labels": "names"}
 
@@ -95,7 +99,7 @@ class InContextFewShot(_FewShot):
             shown = tuple(words[e][c] for c in episode.classes)
             support: tuple = ()
             for index, label in episode.support:
-                support += (ctx.ref(items[index].audio[0]), f"{ctx.prompt} {words[e][label]}")
+                support += (ctx.ref(items[index].audio[0]), words[e][label])
             for index, label in episode.queries:
                 request = GenerateRequest(support + (ctx.ref(items[index].audio[0]), ctx.prompt))
                 calls.append(Call("generate", request, ideal=words[e][label], choices=shown))

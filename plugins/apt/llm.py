@@ -38,6 +38,15 @@ def load_llm(spec: str):
     return model.eval().requires_grad_(False), tokenizer
 
 
+def word_start(tokenizer) -> str:
+    """What to write before each text part of an interleaved input so that it starts a word: nothing for
+    a tokenizer that marks word starts itself (Vicuna's SentencePiece, which LAVIS runs on every part),
+    a space for a byte-level BPE.  A label after its clip then reads as it does mid-sentence, and as
+    generation writes it (``' ' + answer``)."""
+    ids = tokenizer(["a b", "b"], add_special_tokens=False)["input_ids"]
+    return "" if ids[0][-1:] == ids[1] else " "
+
+
 def _cache_argument(model) -> str:
     """``cache`` in recent transformers, ``past_key_values`` before (and in models not yet renamed)."""
     import inspect

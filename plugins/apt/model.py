@@ -64,7 +64,7 @@ class AptModel(Model):
         if config not in CONFIGS:
             raise UsageError(f"apt: unknown config {config!r}; known: {', '.join(sorted(CONFIGS))}")
         from . import checkpoint as ckpt
-        from .llm import load_llm
+        from .llm import load_llm, word_start
 
         if checkpoint is None:
             raise UsageError(f"apt: {ckpt.HOW}")
@@ -84,6 +84,7 @@ class AptModel(Model):
         self.llm, self.tokenizer = load_llm(llm)
         if self.tokenizer.pad_token is None:  # padding is only ever masked out
             self.tokenizer.pad_token = self.tokenizer.eos_token
+        self._word_start = word_start(self.tokenizer)
         self.qformer_tokenizer = self.tokenizer if qformer_tokenizer == "llm" else self._load_qformer_tokenizer()
         if len(self.qformer_tokenizer) > self.cfg.qformer.vocab_size:
             raise UsageError(f"apt: the Q-Former tokenizer has {len(self.qformer_tokenizer)} tokens but config "
@@ -138,7 +139,8 @@ class AptModel(Model):
 
     # -- building the language model's input -------------------------------------------------
     def _llm_ids(self, text: str) -> list[int]:
-        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
+        text = text.strip()
+        ids = self.tokenizer(self._word_start + text, add_special_tokens=False)["input_ids"] if text else []
         return ids[-self.cfg.max_text_tokens:]  # LAVIS truncates instructions on the left
 
     def _qformer_text(self, text: str) -> tuple[torch.Tensor, torch.Tensor]:

@@ -9,7 +9,8 @@ Stages, in order; each trains only what the paper trains at that point:
   instructions and answers, and the very examples of stages 1 and 2 with each clip written as words
   (``<audio>`` then a plain description of its events): the text-only skills a pretrained LLM brings
   to APT (answering from a description, comparing two, reading labels from context) come from here.
-  ``--lm-recall`` makes part of each batch dense recall practice (``recall_practice``; off by default).
+  Before the text come ``lm_copy_steps`` of copy lessons (``copy_lesson``), where the induction head
+  that copies a label from a few-shot episode forms.
 - ``encoder``: the tiny Audio-MAE is pretrained to tell each clip's kinds and, per kind, its loudness,
   pitch, position and count (no pretrained Audio-MAE this small exists), then frozen, as the paper
   freezes Audio-MAE.
@@ -20,10 +21,10 @@ Stages, in order; each trains only what the paper trains at that point:
 - stage 1, ``single``: one clip, instruction -> answer, next-token loss on the answer (+ eos):
   tagging, captioning, key words, counting and when-does-it-happen questions, each under the paper's
   prompt and the suite's (Pengi's) prompt.
-- stage 2, ``multi``: several clips: few-shot episodes with the label words in context (the kinds'
-  names or, 70% of the time, non-words drawn for the episode, so that labels are read from the
-  context and not memorised), two-clip questions (``compare`` and ``order``), and single-clip
-  examples so that stage 1's skills stay.
+- stage 2, ``multi``: several clips: few-shot episodes in the paper's layout, each support clip then its
+  label word, the query clip then the prompt (the labels are the kinds' names or, 70% of the time,
+  non-words drawn for the episode, so that they are read from the context and not memorised),
+  two-clip questions (``compare`` and ``order``), and single-clip examples so that stage 1's skills stay.
 - stage 3, ``raft``: retrieval-augmented fine-tuning (the RAG paper's RAFT): captioning with retrieved
   (clip, caption) pairs in context, in the ``rag`` wrapper's interleaved layout, mixed with stage 2's
   examples.
@@ -55,6 +56,7 @@ from alm_bench import Clip, synth
 from .. import bpe
 from .checkpoint import to_lavis
 from .config import CONFIGS
+from .llm import word_start
 
 SOUND_OF, DESCRIBE, KEY_WORDS = "This is a sound of", "Describe the audio clip concisely.", "Summarize the audio with key words."
 #: the synthetic tasks' own prompts (Pengi's), which a run of the suite sends
@@ -72,6 +74,12 @@ class Recipe:
     items: int = 1000  # items per training dataset (at most its train split)
     batch_size: int = 32
     lm_steps: int = 4000
+    #: copy lessons before the language model's text (``copy_lesson``): where its induction head forms
+    lm_copy_steps: int = 1500
+    #: shares of each later language-model batch that are copy lessons (so that the head stays) and
+    #: recall lessons (``recall_lesson``: dense practice in the few-shot layout)
+    lm_copy_share: float = 0.125
+    lm_recall_share: float = 0.25
     encoder_steps: int = 1000
     align_steps: int = 1000
     single_steps: int = 2000
@@ -82,8 +90,6 @@ class Recipe:
     lm_learning_rate: float = 2e-3
     lm_layers: int = 2
     lm_width: int = 128
-    #: share of each language-model batch that is recall practice (``recall_practice``)
-    lm_recall: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -101,12 +107,11 @@ def fresh(example: Example, rng: np.random.Generator) -> Example:
     the context, never memorised (with fixed words a small model memorises the episodes instead)."""
     if not example.nonce:
         return example
-    prompt, content = example.content[-1], list(example.content)
-    labels = range(1, len(content) - 2, 2)  # (clip, "PROMPT WORD") pairs, then the query clip and PROMPT
-    old = [content[i][len(prompt) + 1:] for i in labels]
-    new = dict(zip(old, synth.nonce_words(rng, len(old))))
-    for i, word in zip(labels, old):
-        content[i] = f"{prompt} {new[word]}"
+    content = list(example.content)
+    labels = range(1, len(content) - 2, 2)  # (clip, WORD) pairs, then the query clip and the prompt
+    new = dict(zip(dict.fromkeys(content[i] for i in labels), synth.nonce_words(rng, len(labels))))
+    for i in labels:
+        content[i] = new[content[i]]
     return Example(tuple(content), new[example.answer], True)
 
 
@@ -115,15 +120,16 @@ _COUNT = {1: "one", 2: "two", 3: "three", 4: "four"}
 
 
 def describe(events: Sequence[dict]) -> str:
-    """A clip's events as plain words, kind last, e.g. 'at the beginning two loud high beeps, then at the end
-    one quiet rumble': what the language model reads in place of a clip before it ever sees audio (the
-    kind ends each event, so that it always stands just before what follows the clip)."""
+    """A clip's events as plain words, kind last, e.g. 'at the beginning two loud high beep, then at the end
+    one quiet rumble': what the language model reads in place of a clip before it ever sees audio.  The
+    kind's name ends each event, always in the singular, so that every clip of a kind ends with the same
+    word: what the language model's induction head matches to find a few-shot label (plurals, distinct
+    tokens, would leave a third of the support clips unmatched)."""
     parts = []
     for e in events:
         kind = synth._KIND[e["kind"]]
-        noun = kind.label if e["count"] == 1 else kind.plural
         parts.append(" ".join(w for w in ("at the " + e["position"], _COUNT[e["count"]], e["loudness"],
-                                          e["pitch"] or "", noun) if w))
+                                          e["pitch"] or "", kind.label) if w))
     return ", then ".join(parts)
 
 
@@ -207,8 +213,8 @@ def multi_examples(recipe: Recipe, clips: Clips, rng: np.random.Generator) -> li
         words = synth.nonce_words(rng, 5) if rng.random() < 0.7 else kinds
         prompt = SOUND_OF if rng.random() < 0.5 else SUITE_SOUND_OF
         content: tuple = ()
-        for i in rng.permutation(5):
-            content += (by_kind[kinds[i]][int(rng.integers(len(by_kind[kinds[i]])))], f"{prompt} {words[i]}")
+        for i in rng.permutation(5):  # as the few-shot method lays an episode out: each clip, then its label
+            content += (by_kind[kinds[i]][int(rng.integers(len(by_kind[kinds[i]])))], words[i])
         target = int(rng.integers(5))
         query = by_kind[kinds[target]][int(rng.integers(len(by_kind[kinds[target]])))]
         examples.append(Example(content + (query, prompt), words[target], nonce=words != kinds))
@@ -277,11 +283,11 @@ def _fit(name: str, params, steps: int, n: int, lr: float, recipe: Recipe, rng: 
 
 
 def text_ids(tokenizer, parts: Sequence[str]) -> tuple[list[int], int]:
-    """Token ids of ``[BOS] part ... answer [EOS]`` tokenised piece by piece as the model does, and where
-    the answer starts."""
-    ids = [tokenizer.bos_token_id]
+    """Token ids of ``[BOS] part ... answer [EOS]`` tokenised piece by piece as the model does (each part
+    starting a word, ``word_start``), and where the answer starts."""
+    ids, start = [tokenizer.bos_token_id], word_start(tokenizer)
     for part in parts[:-1]:
-        ids += tokenizer(part, add_special_tokens=False)["input_ids"]
+        ids += tokenizer(start + part.strip(), add_special_tokens=False)["input_ids"] if part.strip() else []
     answer = tokenizer(" " + parts[-1].strip(), add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
     return ids + answer, len(ids)
 
@@ -297,31 +303,42 @@ def language_model(tokenizer, recipe: Recipe, heads: int = 4):
         pad_token_id=tokenizer.eos_token_id, tie_word_embeddings=True))
 
 
-def recall_practice(tokenizer, kinds: Sequence[str], rng: np.random.Generator, pairs: int = 12, ways: int = 5,
-                    names: float = 0.3, shuffled: float = 0.5) -> tuple[list[int], list[int]]:
-    """Token ids and labels of one dense lesson in reading labels from context (multi-query associative
-    recall): ``pairs`` of (``<audio> KIND``, prompt, label) over ``ways`` kinds.  The labels are the kinds'
-    names (``names`` of the time: the clip says it), or else kinds' names given to other kinds
-    (``shuffled`` of the rest) or non-words drawn afresh.  The loss is on every label the context
-    determines: a kind's own name always, any other label once its kind has been shown with it.
-    Few-shot episodes carry this skill in their last answer alone; this is the dense signal for it.  The
-    shuffled names are there because a non-word starts with one of a few letters, so guessing among the
-    letters seen scores nearly as well as matching the clip, while a name is a whole word to match.
-    Off by default (``Recipe.lm_recall``): at apt-tiny's size and budget it does not teach the skill
-    either (README, ``bench/apt_lm_recall.py``)."""
-    chosen = [kinds[i] for i in rng.choice(len(kinds), ways, replace=False)]
+def copy_lesson(vocab: int, rng: np.random.Generator, length: int = 96) -> tuple[list[int], list[int]]:
+    """Token ids and labels of ``length + 1`` random tokens (any of the first ``vocab``) in which a chunk of 4
+    to ``length / 2`` tokens repeats at once, from a random place; the loss is on the repeat's tokens after
+    its first.  Only matching on content predicts them (an induction head: find the current token earlier,
+    say what followed it), the circuit that copies a label from a few-shot episode.  A small model does
+    not find that circuit in text alone (``bench/recall_toy.py``); on copies it forms in about 1,250
+    steps, and then carries over to labels at once."""
+    ids = [int(t) for t in rng.integers(0, vocab, length + 1)]
+    n = int(rng.integers(4, length // 2 + 1))
+    start = int(rng.integers(1, length + 2 - 2 * n))
+    ids[start + n:start + 2 * n] = ids[start:start + n]
+    labels = [-100] * len(ids)
+    labels[start + n + 1:start + 2 * n] = ids[start + n + 1:start + 2 * n]
+    return ids, labels
+
+
+def recall_lesson(tokenizer, rng: np.random.Generator, pairs: int = 12, ways: int = 5,
+                  names: float = 0.3) -> tuple[list[int], list[int]]:
+    """Token ids and labels of one dense lesson in reading labels from context, laid out as a few-shot
+    episode is: ``pairs`` clips over ``ways`` kinds, each written ``<audio> KIND``; a kind's first clip
+    (support) is followed by its label, and each later one either the same way or, half the time, by the
+    prompt and then the label (a query).  Labels are non-words drawn for the lesson or (``names`` of the
+    lessons) the kinds' names; the loss is on every label the context determines.  A few-shot episode
+    has one query; this is the dense signal with which the 2-layer model learns to find the label by
+    the query's clip five tokens back (``bench/recall_toy.py --support-prompt 0``)."""
+    kinds = [synth.EVENT_LABELS[i] for i in rng.choice(len(synth.EVENT_LABELS), ways, replace=False)]
     named = rng.random() < names
-    if named:
-        words = chosen
-    elif rng.random() < 1 - shuffled:
-        words = synth.nonce_words(rng, ways)
-    else:
-        words = [kinds[i] for i in rng.choice(len(kinds), ways, replace=False)]
-    prompt = SOUND_OF if rng.random() < 0.5 else SUITE_SOUND_OF
+    words = kinds if named else synth.nonce_words(rng, ways)
+    start = word_start(tokenizer)
     ids, labels, seen = [tokenizer.bos_token_id], [-100], set()
     for _ in range(pairs):
         k = int(rng.integers(ways))
-        context = tokenizer(f"{AUDIO_WORD} {chosen[k]} {prompt}", add_special_tokens=False)["input_ids"]
+        asked = k in seen and rng.random() < 0.5
+        prompt = (SOUND_OF if rng.random() < 0.5 else SUITE_SOUND_OF) if asked else ""
+        context = tokenizer(f"{start}{AUDIO_WORD} {kinds[k]}{' ' + prompt if prompt else ''}",
+                            add_special_tokens=False)["input_ids"]
         word = tokenizer(" " + words[k], add_special_tokens=False)["input_ids"]
         ids += context + word
         labels += [-100] * len(context) + (word if named or k in seen else [-100] * len(word))
@@ -340,24 +357,43 @@ def lm_loss(lm, tokenizer, sequences: Sequence[tuple[list[int], list[int]]]) -> 
     return lm(input_ids=ids, attention_mask=mask, labels=labels).loss
 
 
-def lm_batch(tokenizer, examples: Sequence[Example], clips: Clips, rows, recipe: Recipe,
+def lm_batch(tokenizer, examples: Sequence[Example], clips: Clips, rows,
              rng: np.random.Generator) -> list[tuple[list[int], list[int]]]:
     """One pretraining batch: the examples at ``rows`` as text, the loss on their answers (instruction
-    tuning's loss: the inputs are given, never predicted), and ``lm_recall`` of the batch recall practice."""
-    practice = int(round(recipe.lm_recall * len(rows)))
+    tuning's loss: the inputs are given, never predicted)."""
     batch = []
-    for i in rows[: len(rows) - practice]:
+    for i in rows:
         ids, answer_start = text_ids(tokenizer, as_text(fresh(examples[i], rng), clips))
         batch.append((ids, [-100] * answer_start + ids[answer_start:]))
-    return batch + [recall_practice(tokenizer, synth.EVENT_LABELS, rng) for _ in range(practice)]
+    return batch
+
+
+def lm_step_loss(lm, tokenizer, examples: Sequence[Example], clips: Clips, recipe: Recipe, rng: np.random.Generator):
+    """The language model stage's ``loss_of(rows)``: copy lessons for the first ``lm_copy_steps`` steps,
+    then the examples written as text (``lm_batch``) with ``lm_copy_share`` of each batch copy lessons
+    (without them the head is gone by the end: 0.03 of copies guessed) and ``lm_recall_share`` recall
+    lessons (without them non-word few-shot stays at chance)."""
+    step = 0
+
+    def loss_of(rows) -> torch.Tensor:
+        nonlocal step
+        step += 1
+        copying = step <= recipe.lm_copy_steps
+        copies = len(rows) if copying else int(round(recipe.lm_copy_share * len(rows)))
+        recalls = 0 if copying else int(round(recipe.lm_recall_share * len(rows)))
+        batch = lm_batch(tokenizer, examples, clips, rows[copies + recalls:], rng)
+        batch += [recall_lesson(tokenizer, rng) for _ in range(recalls)]
+        # any token but the last, <|endoftext|>
+        return lm_loss(lm, tokenizer, batch + [copy_lesson(len(tokenizer) - 1, rng) for _ in range(copies)])
+    return loss_of
 
 
 def pretrain_lm(tokenizer, examples: Sequence[Example], clips: Clips, recipe: Recipe, rng: np.random.Generator):
-    """A small Llama-style causal LM trained on the examples written as text (``as_text``) and on recall
-    practice (``lm_batch``), returned frozen."""
+    """A small Llama-style causal LM trained on copies, then on the examples written as text
+    (``lm_step_loss``), returned frozen."""
     lm = language_model(tokenizer, recipe)
-    losses = _fit("lm", lm.parameters(), recipe.lm_steps, len(examples), recipe.lm_learning_rate, recipe, rng,
-                  lambda rows: lm_loss(lm, tokenizer, lm_batch(tokenizer, examples, clips, rows, recipe, rng)))
+    losses = _fit("lm", lm.parameters(), recipe.lm_copy_steps + recipe.lm_steps, len(examples),
+                  recipe.lm_learning_rate, recipe, rng, lm_step_loss(lm, tokenizer, examples, clips, recipe, rng))
     return lm.eval().requires_grad_(False), losses
 
 
