@@ -266,7 +266,7 @@ def test_describe_states_every_attribute_in_time_order():
 
     events = [{"kind": "beep", "count": 2, "loudness": "loud", "pitch": "high", "position": "beginning"},
               {"kind": "rumble", "count": 1, "loudness": "quiet", "pitch": None, "position": "end"}]
-    assert describe(events) == "at the beginning two loud high beep, then at the end one quiet rumble"
+    assert describe(events) == "at the beginning 2 loud high beep, then at the end 1 quiet rumble"
 
 
 def test_alignment_counts_every_text_true_of_a_clip_as_a_positive():

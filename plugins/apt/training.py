@@ -116,19 +116,18 @@ def fresh(example: Example, rng: np.random.Generator) -> Example:
 
 
 # -- words for clips -----------------------------------------------------------------------------
-_COUNT = {1: "one", 2: "two", 3: "three", 4: "four"}
-
-
 def describe(events: Sequence[dict]) -> str:
-    """A clip's events as plain words, kind last, e.g. 'at the beginning two loud high beep, then at the end
-    one quiet rumble': what the language model reads in place of a clip before it ever sees audio.  The
+    """A clip's events as plain words, kind last, e.g. 'at the beginning 2 loud high beep, then at the end
+    1 quiet rumble': what the language model reads in place of a clip before it ever sees audio.  The
     kind's name ends each event, always in the singular, so that every clip of a kind ends with the same
     word: what the language model's induction head matches to find a few-shot label (plurals, distinct
-    tokens, would leave a third of the support clips unmatched)."""
+    tokens, would leave a third of the support clips unmatched).  The count is the digit a counting
+    question's answer is, so that the answer is copied from the clip as the position is: with the count
+    as a word ('two'), a language model that had learnt to copy answered '1' to 95 of 100 questions."""
     parts = []
     for e in events:
         kind = synth._KIND[e["kind"]]
-        parts.append(" ".join(w for w in ("at the " + e["position"], _COUNT[e["count"]], e["loudness"],
+        parts.append(" ".join(w for w in ("at the " + e["position"], str(e["count"]), e["loudness"],
                                           e["pitch"] or "", kind.label) if w))
     return ", then ".join(parts)
 
