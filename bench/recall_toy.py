@@ -104,12 +104,11 @@ def main() -> None:
                                       num_attention_heads=4, num_key_value_heads=4, tie_word_embeddings=True))
     optimizer = torch.optim.AdamW(lm.parameters(), lr=args.lr, weight_decay=0.01)
     start = time.perf_counter()
-    first_step = 1
-    if args.after_copy and Path(args.after_copy).exists():
+    loaded = bool(args.after_copy) and Path(args.after_copy).exists()
+    if loaded:  # the weights only: the optimizer starts afresh, so the numbers differ a little from one run
         lm.load_state_dict(torch.load(args.after_copy))
-        first_step = args.copy + 1
-    for step in range(first_step, args.steps + 1):
-        if args.after_copy and step == args.copy + 1 and first_step == 1:
+    for step in range(args.copy + 1 if loaded else 1, args.steps + 1):
+        if args.after_copy and not loaded and step == args.copy + 1:
             torch.save(lm.state_dict(), args.after_copy)
         copying = step <= args.copy
         prompt = min(args.prompt, (step - args.copy - 1) // args.grow) if args.grow and not copying else args.prompt
