@@ -9,8 +9,9 @@ language-model stage exactly as ``training`` runs it (same copy and recall lesso
 batches, for any ``Recipe`` field given as an option) and every ``--eval-every`` steps reports the accuracy on
 100 held-out 5-way 1-shot non-word episodes written as the language model reads them in pretraining
 (each word scored by its log-likelihood; chance 0.2), and how often its top guess is a repeated token
-on 50 fresh copy lessons (the induction head).  ``--evaluate DIR`` measures a saved language model (the
-shipped one) instead of training one.
+on 50 fresh copy lessons (the induction head), and the accuracy on 100 counting questions answered from
+the clip's words (a skill the copy lessons must not cost; chance 0.25).  ``--evaluate DIR`` measures a saved
+language model (the shipped one) instead of training one.
 """
 
 from __future__ import annotations
