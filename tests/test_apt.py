@@ -343,12 +343,13 @@ def test_training_builds_the_inputs_the_model_builds(apt_tiny):
 def test_apt_tiny_answers_from_several_clips_and_keeps_their_order(registry, cache_dir, tmp_path):
     """The shipped model on two tasks only a several-clip model can pass (the full suite against the
     issue's floors: bench/apt_tiny_floors.py): which-is-louder with the clips swapped, and 5-way
-    in-context episodes."""
+    in-context episodes labelled with the kinds' names and with non-words (read from the context)."""
     from alm_bench.runner import RunConfig, run
 
-    summary = run(RunConfig(model="apt-tiny", tasks="synth-order,synth-fewshot", methods=("two_clip", "fewshot"),
+    summary = run(RunConfig(model="apt-tiny", tasks="synth-order,synth-fewshot,synth-fewshot-nonce", methods=("two_clip", "fewshot"),
                             limit=40, output_dir=tmp_path, cache_dir=cache_dir, method_args={"episodes": 4}), registry)
     results = {r.task: r for r in summary.results}
     assert results["synth-order"].metrics["accuracy"] >= 0.75
     assert results["synth-order"].details["order_flip_rate"] >= 0.75
     assert results["synth-fewshot"].metrics["5-way accuracy"] >= 0.6
+    assert results["synth-fewshot-nonce"].metrics["5-way accuracy"] >= 0.6  # 3 x chance
