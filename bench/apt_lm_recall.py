@@ -57,27 +57,25 @@ def main() -> None:
     def ids(text: str) -> list[int]:
         return tokenizer(text, add_special_tokens=False)["input_ids"]
 
+    def chosen(example, candidates: list[list[int]]) -> int:
+        """The index of the candidate continuation the model finds likeliest after the example's input."""
+        sequence, start = T.text_ids(tokenizer, T.as_text(example, clips))
+        prefix = lm.get_input_embeddings()(torch.tensor([sequence[:start]]))
+        return int(shared_prefix_scores(lm, prefix, candidates).argmax())
+
     def accuracy() -> float:
         correct, episodes = 0, np.random.default_rng(123)
         for example in held_out:
             example = T.fresh(example, episodes)
             words = list(example.content[1:-2:2])
-            sequence, start = T.text_ids(tokenizer, T.as_text(example, clips))
-            prefix = lm.get_input_embeddings()(torch.tensor([sequence[:start]]))
             # each word's tokens, not the eos after it: a recall sequence never ends a label
-            scores = shared_prefix_scores(lm, prefix, [ids(" " + word) for word in words])
-            correct += words[int(scores.argmax())] == example.answer
+            correct += words[chosen(example, [ids(" " + word) for word in words])] == example.answer
         return correct / len(held_out)
 
     def counted() -> float:
         """Counting questions answered from the clip's words (a skill the copy lessons must not cost)."""
-        correct = 0
-        for example in counting:
-            sequence, start = T.text_ids(tokenizer, T.as_text(example, clips))
-            prefix = lm.get_input_embeddings()(torch.tensor([sequence[:start]]))
-            scores = shared_prefix_scores(lm, prefix, [ids(f" {n}") + [tokenizer.eos_token_id] for n in "1234"])
-            correct += "1234"[int(scores.argmax())] == example.answer
-        return correct / len(counting)
+        numbers = [ids(f" {n}") + [tokenizer.eos_token_id] for n in "1234"]
+        return sum("1234"[chosen(e, numbers)] == e.answer for e in counting) / len(counting)
 
     def copied() -> float:
         """On 50 fresh copy lessons, the share of repeated tokens that are the model's top guess."""
